@@ -1,0 +1,164 @@
+"""Typer commands only: parse flags, describe the request, hand it to acs_cli.run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from acs_cli import __version__
+
+app = typer.Typer(
+    name="acs",
+    help="Stream text completions from an OpenAI-compatible /v1/completions endpoint (vLLM, llama.cpp, OpenAI).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # a traceback's locals could hold the API key
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+COMPLETE_EPILOG = """\
+Examples:
+
+  acs complete -e "Five reasons to learn Rust:\\n1."
+
+  echo "Once upon a time" | acs complete
+
+  cat notes.txt | acs complete "Summary:" > out.txt
+
+  acs complete --raw -i "Hello"          # the wire, like curl -N -i
+
+  acs complete -m llama-8b --max-tokens 80 --param top_k=40 --stop "\\n\\n" -e "Q: why?\\nA:"
+
+Environment: ACS_API_BASE (default http://localhost:8000/v1), ACS_API_KEY, ACS_MODEL, ACS_TIMEOUT.
+"""
+
+REPLAY_EPILOG = """\
+Examples:
+
+  acs replay                              # the bundled sample, paced like a model
+
+  acs complete --raw "Hi" > hi.sse && acs replay hi.sse --delay 0.05
+
+  cat hi.sse | acs replay -
+"""
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"acs {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Stream text completions from an OpenAI-compatible /v1/completions endpoint."""
+
+
+# option groups shared by `complete` and `replay`
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No usage line on stderr.")]
+Choice = Annotated[Optional[int], typer.Option("--choice", help="With several choices, print only this index.", min=0)]
+
+
+@app.command(epilog=COMPLETE_EPILOG)
+def complete(
+    ctx: typer.Context,
+    prompt: Annotated[
+        Optional[str],
+        typer.Argument(help="The prompt. `-` or nothing reads stdin; with both, stdin's text comes first.", show_default=False),
+    ] = None,
+    escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Turn \\n, \\t and \\\\ in PROMPT into the characters.")] = False,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name [env ACS_MODEL; default: the server's only model].")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens to generate.", min=0)] = 256,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature.")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling probability mass.")] = None,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop string (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Sampling seed, for reproducible output.")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", help="Number of choices to generate.", min=1)] = None,
+    logprobs: Annotated[Optional[int], typer.Option("--logprobs", help="Return the top N log probabilities per token.", min=0)] = None,
+    echo: Annotated[bool, typer.Option("--echo", help="Include the prompt in the completion.")] = False,
+    presence_penalty: Annotated[Optional[float], typer.Option("--presence-penalty", help="Penalty for tokens already present.")] = None,
+    frequency_penalty: Annotated[Optional[float], typer.Option("--frequency-penalty", help="Penalty by token frequency.")] = None,
+    param: Annotated[
+        Optional[list[str]],
+        typer.Option("--param", "-p", help="Extra request field KEY=VALUE (repeatable); VALUE is JSON when it parses, e.g. top_k=40."),
+    ] = None,
+    no_usage: Annotated[bool, typer.Option("--no-usage", help="Do not ask for the usage chunk (stream_options).")] = False,
+    quiet: Quiet = False,
+    choice: Choice = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the response body exactly as received, like curl -N.")] = False,
+    include: Annotated[bool, typer.Option("--include", "-i", help="With --raw, print the status line and headers first.")] = False,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
+    timeout: Annotated[
+        Optional[float], typer.Option("--timeout", help="Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600].")
+    ] = None,
+    retries: Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504, before any output.", min=0)] = 2,
+) -> None:
+    """Stream a completion: live on a terminal, exact text in a pipe, the wire with --raw."""
+    from acs_cli import run
+
+    opts = run.CompleteOptions(
+        prompt=prompt,
+        escapes=escapes,
+        model=model,
+        base_url=base_url,
+        timeout=timeout,
+        retries=retries,
+        raw=raw,
+        include_headers=include,
+        request=run.RequestOptions(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=stop or [],
+            seed=seed,
+            n=n,
+            logprobs=logprobs,
+            echo=echo,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
+            params=param or [],
+            usage=not no_usage,
+        ),
+        output=run.OutputOptions(quiet=quiet, choice=choice),
+    )
+    raise typer.Exit(run.run(lambda term: run.complete(opts, term), usage=ctx.get_usage()))
+
+
+@app.command(epilog=REPLAY_EPILOG)
+def replay(
+    file: Annotated[
+        Optional[str],
+        typer.Argument(help="A capture made with `acs complete --raw`; `-` reads stdin; none replays a bundled sample.", show_default=False),
+    ] = None,
+    delay: Annotated[Optional[float], typer.Option("--delay", help="Seconds between frames [default 0; 0.04 for the sample].", min=0)] = None,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", help="Choices the capture holds.", min=1)] = None,
+    quiet: Quiet = False,
+    choice: Choice = None,
+) -> None:
+    """Replay a --raw capture through the same parser and renderer as a live stream."""
+    from acs_cli import run
+
+    opts = run.CompleteOptions(
+        prompt=None, request=run.RequestOptions(n=n), output=run.OutputOptions(quiet=quiet, choice=choice)
+    )
+    raise typer.Exit(run.run(lambda term: run.replay(file, delay, opts, term)))
+
+
+@app.command()
+def completion(
+    shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")],
+) -> None:
+    """Print the shell completion script (the same as the files in completions/)."""
+    from acs_cli.completion import script
+
+    try:
+        typer.echo(script(shell), nl=False)
+    except KeyError:
+        typer.echo(f"acs: error: no completion script for {shell!r}\nhint: choose bash, zsh or fish", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,454 @@
+"""Wires a command together, and the one ladder that maps every failure to a message and an exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from acs_cli.errors import (
+    AcsError,
+    ExitStatus,
+    HTTPStatusError,
+    IncompleteStream,
+    ProtocolError,
+    TimeoutError_,
+    UsageError,
+)
+from acs_cli.render import ChoiceOrder, PipeSink, RawSink, TerminalSink, make_visible, usage_line
+from acs_cli.sse import CompletionStream, SSEParser, shorten
+from acs_cli.terminal import Terminal
+
+
+@dataclass
+class RequestOptions:
+    max_tokens: int | None = 256
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    n: int | None = None
+    logprobs: int | None = None
+    echo: bool = False
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    params: list[str] = field(default_factory=list)
+    usage: bool = True
+
+
+@dataclass
+class OutputOptions:
+    quiet: bool = False
+    choice: int | None = None
+
+
+@dataclass
+class CompleteOptions:
+    prompt: str | None
+    escapes: bool = False
+    model: str | None = None
+    base_url: str | None = None
+    timeout: float | None = None
+    retries: int = 2
+    raw: bool = False
+    include_headers: bool = False
+    request: RequestOptions = field(default_factory=RequestOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+
+
+def run(command: Callable[[Terminal], int], usage: str | None = None) -> int:
+    """Run a command; map every failure to one message, a hint and its exit status."""
+    term = Terminal.from_process()
+    try:
+        return command(term)
+    except AcsError as exc:
+        if usage and isinstance(exc, UsageError):
+            term.message(usage)
+        report(term, exc)
+        return int(exc.status)
+    except KeyboardInterrupt:
+        return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        return _broken_pipe()
+    except Exception as exc:  # a bug: say so in one line, never with a traceback (locals may hold the key)
+        if os.environ.get("ACS_DEBUG"):
+            raise
+        term.message(f"acs: internal error: {type(exc).__name__}: {shorten(str(exc), 300)}", "error")
+        term.message("hint: this is a bug in acs; rerun with ACS_DEBUG=1 for the traceback and report it", "hint")
+        return int(ExitStatus.ERROR)
+
+
+def report(term: Terminal, exc: AcsError) -> None:
+    term.message(f"acs: error: {make_visible(exc.message)}", "error")
+    if exc.hint:
+        term.message(f"hint: {exc.hint}", "hint")
+
+
+def _broken_pipe() -> int:
+    # the reader left (`| head`): end quietly; point stdout at /dev/null so the final flush is silent
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return int(ExitStatus.BROKEN_PIPE)
+
+
+# ---------------------------------------------------------------------------------------- prompt
+
+
+def decode_escapes(text: str) -> str:
+    """`-e`: \\n, \\t and \\\\ become the characters; any other backslash stays as typed."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def read_prompt(argument: str | None, escapes: bool, term: Terminal) -> str:
+    """The argument, stdin, or stdin's text, a newline, then the argument."""
+    if argument is not None and escapes:
+        argument = decode_escapes(argument)
+    stdin_text: str | None = None
+    if argument == "-" or (not term.stdin_tty and term.stdin is not None):
+        try:
+            raw = term.stdin.buffer.read() if hasattr(term.stdin, "buffer") else term.stdin.read().encode()
+        except (OSError, ValueError):
+            raw = b""
+        stdin_text = raw.decode("utf-8", "replace")
+        # the newline `echo` adds ends the input; it is not part of the prompt
+        if stdin_text.endswith("\r\n"):
+            stdin_text = stdin_text[:-2]
+        elif stdin_text.endswith("\n"):
+            stdin_text = stdin_text[:-1]
+    if argument == "-":
+        argument = None
+    if argument is None and stdin_text is None:
+        raise UsageError(
+            "no prompt: give one as an argument or pipe it on stdin",
+            'acs complete "Five reasons to learn Rust:\\n1." -e   or   echo "Once upon a time" | acs complete',
+        )
+    if stdin_text and argument:
+        prompt = f"{stdin_text}\n{argument}"
+    else:
+        prompt = argument if argument else (stdin_text or "")
+    if not prompt.strip():
+        raise UsageError("the prompt is empty", 'give some text: acs complete "Once upon a time"')
+    return prompt
+
+
+def parse_params(params: list[str]) -> dict[str, Any]:
+    """`--param KEY=VALUE`: VALUE is JSON when it parses (top_k=40, ignore_eos=true), else a string."""
+    extra: dict[str, Any] = {}
+    for item in params:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise UsageError(f"--param {item!r} is not KEY=VALUE", "for example --param top_k=40 --param ignore_eos=true")
+        try:
+            extra[key] = json.loads(value)
+        except ValueError:
+            extra[key] = value
+    return extra
+
+
+def build_body(model: str, prompt: str, opts: RequestOptions) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "prompt": prompt}
+    optional = {
+        "max_tokens": opts.max_tokens,
+        "temperature": opts.temperature,
+        "top_p": opts.top_p,
+        "seed": opts.seed,
+        "n": opts.n,
+        "logprobs": opts.logprobs,
+        "presence_penalty": opts.presence_penalty,
+        "frequency_penalty": opts.frequency_penalty,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if opts.stop:
+        body["stop"] = list(opts.stop)
+    if opts.echo:
+        body["echo"] = True
+    body["stream"] = True
+    if opts.usage:
+        body["stream_options"] = {"include_usage": True}
+    body.update(parse_params(opts.params))
+    return body
+
+
+# ---------------------------------------------------------------------------------------- complete
+
+
+def complete(opts: CompleteOptions, term: Terminal) -> int:
+    prompt = read_prompt(opts.prompt, opts.escapes, term)
+    parse_params(opts.request.params)  # a malformed --param is a usage error before any request
+
+    from acs_cli.api import Api
+    from acs_cli.settings import load_settings
+
+    settings = load_settings(api_base=opts.base_url, model=opts.model, timeout=opts.timeout)
+    warn = None if opts.output.quiet else (lambda text: term.message(text, "warn"))
+    with Api(settings, retries=opts.retries, warn=warn) as api:
+        if opts.raw:
+            model = settings.model or api.pick_model()
+            return _complete_raw(api, build_body(model, prompt, opts.request), opts, term)
+        sink = _text_sink(term, opts)
+        sink.start()
+        stream = CompletionStream()
+        try:
+            model = settings.model or api.pick_model()
+            body = build_body(model, prompt, opts.request)
+            response = api.open_completion(body)
+            with response:
+                verdict = _pump_response(response, stream, sink, settings.timeout)
+        except KeyboardInterrupt:
+            _finish(sink, stream, term, opts, interrupted=True)
+            return int(ExitStatus.INTERRUPTED)
+        except BaseException:
+            sink.close()
+            raise
+        expected = opts.request.n or 1
+        return _conclude(sink, stream, term, opts, verdict or stream.end_of_stream(expected=expected))
+
+
+def _text_sink(term: Terminal, opts: CompleteOptions) -> PipeSink:
+    order = ChoiceOrder(expected=opts.request.n or 1, only=opts.output.choice)
+    if term.stdout_tty:
+        colour = term.colour and term.stdout_tty
+        return TerminalSink(term, order, colour)
+    return PipeSink(term.stdout, order)
+
+
+def _finish(sink: PipeSink, stream: CompletionStream, term: Terminal, opts: CompleteOptions, interrupted: bool) -> None:
+    try:
+        sink.finish(stream)
+    except BrokenPipeError:
+        raise
+    if not opts.output.quiet:
+        term.message(usage_line(stream, interrupted=interrupted), "dim")
+
+
+def _conclude(
+    sink: PipeSink, stream: CompletionStream, term: Terminal, opts: CompleteOptions, verdict: Exception | None
+) -> int:
+    _finish(sink, stream, term, opts, interrupted=False)
+    if verdict is not None:
+        raise verdict
+    return int(ExitStatus.OK)
+
+
+def _pump_response(response: Any, stream: CompletionStream, sink: PipeSink, timeout: float) -> Exception | None:
+    """Feed the response body through the parser into the sink; return the transport's verdict."""
+    import httpx
+
+    media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    chunks = response.iter_raw()
+    try:
+        if media != "text/event-stream":
+            first = next(chunks, b"")
+            kind = _sniff(media, first)
+            if kind == "json":
+                body = first + b"".join(chunks)
+                _feed_document(body, stream, sink)
+                return None
+            if kind == "other":
+                return ProtocolError(
+                    f"the server answered 200 with {media or 'no content type'}, not an event stream: {shorten(first[:200].decode('utf-8', 'replace'))}",
+                    "check that ACS_API_BASE points at an OpenAI-compatible server, not a web page or a proxy login",
+                )
+            chunks = _prepend(first, chunks)
+        pump(chunks, stream, sink)
+    except httpx.TimeoutException:
+        phase = "between two frames" if stream.frames else "waiting for the first token"
+        return TimeoutError_(
+            f"no data from the server for {timeout:g} s ({phase})",
+            "the text so far is kept; raise --timeout or ACS_TIMEOUT if the server is just slow",
+        )
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        cut = stream.end_of_stream(cut=True)
+        if cut is None:
+            return None
+        return IncompleteStream(
+            f"incomplete stream: the connection closed mid-stream ({shorten(str(exc), 120)})",
+            "the text so far is kept on stdout; retry, and check for a proxy or server that cuts long responses",
+        )
+    return None
+
+
+def pump(chunks: Iterable[bytes], stream: CompletionStream, sink: PipeSink) -> None:
+    """Bytes to events to deltas to the sink, one network read (or capture frame) at a time."""
+    parser = SSEParser()
+    for chunk in chunks:
+        events = parser.feed(chunk)
+        if events:
+            sink.write(stream.feed(events), stream)
+            if stream.done or stream.failure is not None:
+                break
+    parser.close()
+
+
+def _sniff(media: str, first: bytes) -> str:
+    if media == "application/json" or media.endswith("+json"):
+        return "json"
+    head = first.lstrip(b"\xef\xbb\xbf \t\r\n")[:6]
+    if head.startswith(b"{"):
+        return "json"
+    if not head or head.startswith((b"data", b":", b"event", b"id", b"retry")):
+        return "sse"
+    return "other"
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _feed_document(body: bytes, stream: CompletionStream, sink: PipeSink) -> None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        stream.failure = ProtocolError(
+            f"the server answered 200 with a body that is neither an event stream nor JSON: {shorten(body[:200].decode('utf-8', 'replace'))}",
+            "check that ACS_API_BASE points at an OpenAI-compatible server",
+        )
+        return
+    sink.write(stream.feed_document(payload), stream)
+
+
+def _complete_raw(api: Any, body: dict[str, Any], opts: CompleteOptions, term: Terminal) -> int:
+    """--raw: the body exactly as it came off the socket, flushed per read; HTTP errors still set the status."""
+    import httpx
+
+    from acs_cli.api import http_error
+
+    sink = RawSink(term.stdout)
+    response = api.open_completion(body, accept_errors=True)
+    kept = bytearray()
+    tail = b""
+    with response:
+        if opts.include_headers:
+            status_line = f"{response.http_version} {response.status_code} {response.reason_phrase}".rstrip()
+            sink.head(status_line, list(response.headers.raw))
+        failed = response.status_code >= 300
+        try:
+            for chunk in response.iter_raw():
+                sink.write_bytes(chunk)
+                if failed and len(kept) < 65536:
+                    kept += chunk[: 65536 - len(kept)]
+                tail = (tail + chunk)[-64:]
+        except KeyboardInterrupt:
+            return int(ExitStatus.INTERRUPTED)
+        except httpx.TimeoutException:
+            raise TimeoutError_(
+                f"no data from the server for {api.timeout:g} s",
+                "raise --timeout or ACS_TIMEOUT if the server is just slow",
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise IncompleteStream(
+                f"incomplete stream: the connection closed mid-body ({shorten(str(exc), 120)})",
+                "the bytes received are on stdout; retry, and check for a proxy or server that cuts long responses",
+            ) from None
+    if failed:
+        error: HTTPStatusError = http_error(response, bytes(kept), base=api.base, model=body.get("model"), has_key=api.has_key)
+        raise error
+    media = response.headers.get("content-type", "")
+    if "event-stream" in media and b"[DONE]" not in tail and not opts.output.quiet:
+        term.message("acs: note: the stream ended without data: [DONE]", "warn")
+    return int(ExitStatus.OK)
+
+
+# ---------------------------------------------------------------------------------------- replay
+
+
+def read_capture(source: str | None, term: Terminal) -> bytes:
+    if source is None:
+        from importlib.resources import files
+
+        return files("acs_cli").joinpath("data/rust.sse").read_bytes()
+    if source == "-":
+        return term.stdin.buffer.read() if hasattr(term.stdin, "buffer") else term.stdin.read().encode()
+    try:
+        with open(source, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror}", "give the path of a capture made with `acs complete --raw > FILE`") from None
+
+
+def split_capture(data: bytes) -> tuple[int | None, bytes, bytes]:
+    """(status, head, body) of a capture; a `--raw -i` capture starts with its status line."""
+    if not data.startswith(b"HTTP/"):
+        return None, b"", data
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        head, found, body = data.partition(sep)
+        if found:
+            break
+    else:
+        return None, b"", data
+    try:
+        status = int(head.split(None, 2)[1])
+    except (IndexError, ValueError):
+        status = None
+    return status, head, body
+
+
+def frames_of(body: bytes) -> Iterator[bytes]:
+    """The body cut after each blank line, so frames can be paced one by one."""
+    import re
+
+    start = 0
+    for match in re.finditer(rb"(?:\r\n|\r|\n)(?:\r\n|\r|\n)", body):
+        yield body[start : match.end()]
+        start = match.end()
+    if start < len(body):
+        yield body[start:]
+
+
+def replay(source: str | None, delay: float | None, opts: CompleteOptions, term: Terminal) -> int:
+    data = read_capture(source, term)
+    if delay is None:
+        delay = 0.04 if source is None else 0.0  # the bundled sample is paced like a real model
+    status, head, body = split_capture(data)
+    if status is not None and not 200 <= status < 300:
+        from acs_cli.api import error_fields
+
+        message, _ = error_fields(body)
+        raise HTTPStatusError(
+            status, f"the capture holds an HTTP {status} answer: {message or 'no message'}", "this capture is an error response, not a stream"
+        )
+    sink = _text_sink(term, opts)
+    stream = CompletionStream()
+    sink.start()
+    chunks: Iterable[bytes] = _paced(frames_of(body), delay) if delay > 0 else [body]
+    try:
+        if head and b"application/json" in head.lower():
+            _feed_document(body, stream, sink)
+        else:
+            pump(chunks, stream, sink)
+    except KeyboardInterrupt:
+        _finish(sink, stream, term, opts, interrupted=True)
+        return int(ExitStatus.INTERRUPTED)
+    except BaseException:
+        sink.close()
+        raise
+    return _conclude(sink, stream, term, opts, stream.end_of_stream(expected=opts.request.n or 1))
+
+
+def _paced(frames: Iterator[bytes], delay: float) -> Iterator[bytes]:
+    first = True
+    for frame in frames:
+        if not first:
+            time.sleep(delay)
+        first = False
+        yield frame

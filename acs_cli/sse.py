@@ -1,0 +1,305 @@
+"""Pure stream parsing, no I/O: bytes in, server-sent events out (WHATWG event-stream
+interpretation), then events to per-choice text deltas, usage, [DONE] and errors (WIRE.md §12)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from acs_cli.errors import IncompleteStream, ProtocolError, StreamError
+
+_loads = json.loads
+
+
+class SSEParser:
+    """Incremental event-stream parser.
+
+    Lines end at CRLF, LF or CR and nothing else (a CR at the end of one read and the LF at the
+    start of the next are one line end); one leading BOM is stripped; the stream is always UTF-8,
+    invalid bytes become U+FFFD; an event is dispatched on a blank line only when its data buffer
+    is non-empty; an unterminated event at end of stream is discarded (`close`).
+    """
+
+    __slots__ = ("_pending", "_skip_lf", "_at_start", "_data", "_event", "last_event_id", "retry")
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._skip_lf = False
+        self._at_start = True
+        self._data: list[str] = []
+        self._event = ""
+        self.last_event_id = ""
+        self.retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[tuple[str, str]]:
+        """Parse one read; return the (event type, data) pairs it completed."""
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        buf = self._pending + chunk if self._pending else chunk
+        end = buf.rfind(b"\n")
+        cr = buf.rfind(b"\r")
+        if cr > end:
+            end = cr
+            # the LF that may follow this CR belongs to it; it can only arrive in the next read
+            self._skip_lf = True
+        if end < 0:
+            self._pending = buf
+            return []
+        self._pending = buf[end + 1 :]
+        text = buf[: end + 1].decode("utf-8", "replace")
+        if self._at_start:
+            self._at_start = False
+            if text[:1] == "\ufeff":
+                text = text[1:]
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        lines.pop()  # the text ends with a line end, so the last piece is always empty
+        return self._interpret(lines)
+
+    def _interpret(self, lines: list[str]) -> list[tuple[str, str]]:
+        events: list[tuple[str, str]] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    events.append((self._event or "message", "\n".join(data)))
+                    data.clear()
+                self._event = ""
+                continue
+            if line[0] == ":":
+                continue
+            name, colon, value = line.partition(":")
+            if colon and value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                self._event = value
+            elif name == "id":
+                if "\0" not in value:
+                    self.last_event_id = value
+            elif name == "retry":
+                if value.isascii() and value.isdigit():
+                    self.retry = int(value)
+        return events
+
+    def close(self) -> None:
+        """End of stream: an event without its blank line is discarded, as the spec says."""
+        self._data.clear()
+        self._event = ""
+        self._pending = b""
+
+    @property
+    def mid_event(self) -> bool:
+        """Whether bytes of an unfinished event are held (a stream cut here lost something)."""
+        return bool(self._pending or self._data)
+
+
+@dataclass
+class Choice:
+    index: int
+    parts: list[str] = field(default_factory=list)
+    finished: bool = False
+    finish_reason: str | None = None
+    stop_reason: Any = None
+    logprobs: dict[str, list[Any]] | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def shorten(text: str, limit: int = 200) -> str:
+    text = text.replace("\n", "\\n").replace("\r", "\\r")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _error_from(payload: Any, fallback: str) -> StreamError:
+    if isinstance(payload, dict):
+        message = payload.get("message") or fallback
+        error_type = payload.get("type")
+        code = payload.get("code")
+    else:
+        message = str(payload) if payload else fallback
+        error_type = code = None
+    detail = f" ({error_type}" + (f", code {code})" if code is not None else ")") if error_type else ""
+    return StreamError(
+        f"the server reported an error mid-stream: {shorten(str(message))}{detail}",
+        "the text before the error is kept; retry the request, and check the server's log if it repeats",
+        error_type=error_type,
+        code=code,
+    )
+
+
+class CompletionStream:
+    """Turns events into per-choice deltas and keeps everything a summary needs.
+
+    `feed` returns (index, text) deltas in arrival order. It stops at the first failure (an error
+    frame, malformed JSON) and stores it in `failure`, so that the deltas decoded before it can
+    still be written before the failure is raised.
+    """
+
+    def __init__(self) -> None:
+        self.choices: dict[int, Choice] = {}
+        self.usage: dict[str, Any] | None = None
+        self._usage_is_aggregate = False
+        self.done = False
+        self.failure: Exception | None = None
+        self.id: str | None = None
+        self.model: str | None = None
+        self.system_fingerprint: str | None = None
+        self.frames = 0
+
+    def feed(self, events: list[tuple[str, str]]) -> list[tuple[int, str]]:
+        deltas: list[tuple[int, str]] = []
+        for event_type, data in events:
+            if self.done or self.failure is not None:
+                break
+            if event_type != "message":
+                if event_type == "error":
+                    self.failure = _error_from(self._error_payload(data), "the server sent an error event")
+                continue  # other named events (ping, ...) carry nothing for a completion
+            if data[:1] in " \t\n" and not data.strip():
+                continue
+            if data[:6] == "[DONE]" or data.lstrip()[:6] == "[DONE]":
+                self.done = True
+                break
+            try:
+                frame = _loads(data)
+            except ValueError:
+                self.failure = ProtocolError(
+                    f"the server sent a frame that is not JSON: {shorten(data)}",
+                    "check that ACS_API_BASE points at an OpenAI-compatible server; `acs complete --raw` shows the bytes",
+                )
+                break
+            if type(frame) is not dict:
+                if frame is None:
+                    continue  # llama-server sends `data: null` between the prompts of a batch
+                self.failure = ProtocolError(
+                    f"the server sent a frame that is not a JSON object: {shorten(data)}",
+                    "check that ACS_API_BASE points at an OpenAI-compatible server; `acs complete --raw` shows the bytes",
+                )
+                break
+            self._frame(frame, deltas)
+        return deltas
+
+    def feed_document(self, payload: Any) -> list[tuple[int, str]]:
+        """A whole non-streamed completion (a 200 JSON body instead of an event stream)."""
+        deltas: list[tuple[int, str]] = []
+        if not isinstance(payload, dict) or not ("choices" in payload or "error" in payload or "object" in payload):
+            self.failure = ProtocolError(
+                "the server answered 200 with JSON that is not a completion",
+                "check that ACS_API_BASE points at an OpenAI-compatible server; `acs complete --raw` shows the body",
+            )
+            return deltas
+        self._frame(payload, deltas)
+        if self.failure is None:
+            for choice in self.choices.values():
+                if not choice.finished:
+                    choice.finished = True
+            self.done = True
+        return deltas
+
+    @staticmethod
+    def _error_payload(data: str) -> Any:
+        try:
+            payload = _loads(data)
+        except ValueError:
+            return data
+        if isinstance(payload, dict) and payload.get("error"):
+            return payload["error"]
+        return payload
+
+    def _frame(self, frame: dict[str, Any], deltas: list[tuple[int, str]]) -> None:
+        self.frames += 1
+        error = frame.get("error")
+        if error:
+            self.failure = _error_from(error, "the server reported an error")
+            return
+        if frame.get("object") == "error":
+            self.failure = _error_from(frame, "the server reported an error")
+            return
+        choices = frame.get("choices")
+        usage = frame.get("usage")
+        if usage and isinstance(usage, dict):
+            # the choices:[] frame is the aggregate; per-chunk figures (continuous usage stats) are
+            # per choice, so they never replace it and are never summed
+            aggregate = not choices
+            if aggregate or not self._usage_is_aggregate:
+                self.usage = usage
+                self._usage_is_aggregate = aggregate
+        if self.id is None:
+            self.id = frame.get("id")
+            self.model = frame.get("model")
+        fingerprint = frame.get("system_fingerprint")
+        if fingerprint:
+            self.system_fingerprint = fingerprint
+        if not choices or type(choices) is not list:
+            return
+        for c in choices:
+            if type(c) is not dict:
+                continue
+            index = c.get("index", 0)
+            if type(index) is not int:
+                index = 0
+            state = self.choices.get(index)
+            if state is None:
+                state = self.choices[index] = Choice(index)
+            elif state.finished:
+                continue  # duplicate terminal frames (vLLM before PR #28591)
+            text = c.get("text")
+            if text and type(text) is str:
+                state.parts.append(text)
+                deltas.append((index, text))
+            logprobs = c.get("logprobs")
+            if logprobs:
+                self._add_logprobs(state, logprobs)
+            reason = c.get("finish_reason")
+            if reason is not None:
+                state.finished = True
+                state.finish_reason = str(reason)
+                state.stop_reason = c.get("stop_reason")
+
+    @staticmethod
+    def _add_logprobs(state: Choice, logprobs: Any) -> None:
+        if not isinstance(logprobs, dict):
+            return
+        if state.logprobs is None:
+            state.logprobs = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+        for key, values in state.logprobs.items():
+            more = logprobs.get(key)
+            if isinstance(more, list):
+                values.extend(more)
+
+    def end_of_stream(self, *, cut: bool = False, expected: int = 1) -> Exception | None:
+        """The verdict once the body ended: None when the completion is whole."""
+        if self.failure is not None:
+            return self.failure
+        aborted = [c for c in self.choices.values() if c.finish_reason in ("abort", "error")]
+        if aborted:
+            return IncompleteStream(
+                f"the server ended the generation with finish reason {aborted[0].finish_reason!r}",
+                "the text so far is kept; the server aborted the request (overload, shutdown or a client timeout upstream): retry it",
+            )
+        if self.done:
+            return None
+        indexes = set(self.choices) | set(range(expected))
+        if self.choices and all(i in self.choices and self.choices[i].finished for i in indexes):
+            return None  # every choice finished; only [DONE] (and maybe usage) is missing (WIRE.md S48)
+        if cut:
+            what = "the connection closed mid-stream"
+        elif not self.choices and self.frames == 0:
+            what = "the stream ended before any completion frame arrived"
+        else:
+            what = "the stream ended without [DONE] and without a finish reason"
+        return IncompleteStream(
+            f"incomplete stream: {what}",
+            "the text so far is kept on stdout; retry, and check for a proxy or server that cuts long responses",
+        )
+
+    def ordered(self) -> list[Choice]:
+        return [self.choices[i] for i in sorted(self.choices)]
