@@ -210,8 +210,10 @@ def complete(opts: CompleteOptions, term: Terminal) -> int:
             model = settings.model or api.pick_model()
             body = build_body(model, prompt, opts.request)
             response = api.open_completion(body)
-            with response:
+            try:
                 verdict = _pump_response(response, stream, sink, settings.timeout)
+            finally:
+                response.close()  # an unread rest closes the connection: the server stops generating
         except KeyboardInterrupt:
             _finish(sink, stream, term, opts, interrupted=True)
             return int(ExitStatus.INTERRUPTED)
@@ -337,7 +339,7 @@ def _complete_raw(api: Any, body: dict[str, Any], opts: CompleteOptions, term: T
     response = api.open_completion(body, accept_errors=True)
     kept = bytearray()
     tail = b""
-    with response:
+    try:
         if opts.include_headers:
             status_line = f"{response.http_version} {response.status_code} {response.reason_phrase}".rstrip()
             sink.head(status_line, list(response.headers.raw))
@@ -360,6 +362,8 @@ def _complete_raw(api: Any, body: dict[str, Any], opts: CompleteOptions, term: T
                 f"incomplete stream: the connection closed mid-body ({shorten(str(exc), 120)})",
                 "the bytes received are on stdout; retry, and check for a proxy or server that cuts long responses",
             ) from None
+    finally:
+        response.close()
     if failed:
         error: HTTPStatusError = http_error(response, bytes(kept), base=api.base, model=body.get("model"), has_key=api.has_key)
         raise error
