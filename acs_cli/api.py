@@ -55,6 +55,10 @@ class Api:
                 if warn:
                     warn(f"warning: ACS_API_KEY is sent over plain http:// to {host}; anyone on the path can read it")
         # httpx drops the Authorization header on a redirect to another origin
+        if transport is None:
+            from acs_cli.transport import FastTransport
+
+            transport = FastTransport()
         self.client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),

@@ -10,6 +10,19 @@ from typing import Any
 from acs_cli.errors import IncompleteStream, ProtocolError, StreamError
 
 _loads = json.loads
+# the C scanner behind json.loads, without its two whitespace regex matches per call: frames are
+# compact JSON, and anything it does not take whole goes through json.loads for the real error
+_scan = json.JSONDecoder().scan_once
+
+
+def parse_json(data: str) -> Any:
+    try:
+        value, end = _scan(data, 0)
+    except StopIteration:
+        return _loads(data)
+    if end != len(data):
+        return _loads(data)
+    return value
 
 
 class SSEParser:
@@ -143,7 +156,10 @@ class CompletionStream:
     still be written before the failure is raised.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_text: bool = False) -> None:
+        # the sinks write text as it arrives; keeping it all (for a summary at the end) is opt-in,
+        # so memory stays flat however long the stream
+        self.keep_text = keep_text
         self.choices: dict[int, Choice] = {}
         self.usage: dict[str, Any] | None = None
         self._usage_is_aggregate = False
@@ -169,7 +185,7 @@ class CompletionStream:
                 self.done = True
                 break
             try:
-                frame = _loads(data)
+                frame = parse_json(data)
             except ValueError:
                 self.failure = ProtocolError(
                     f"the server sent a frame that is not JSON: {shorten(data)}",
@@ -207,7 +223,7 @@ class CompletionStream:
     @staticmethod
     def _error_payload(data: str) -> Any:
         try:
-            payload = _loads(data)
+            payload = parse_json(data)
         except ValueError:
             return data
         if isinstance(payload, dict) and payload.get("error"):
@@ -216,16 +232,17 @@ class CompletionStream:
 
     def _frame(self, frame: dict[str, Any], deltas: list[tuple[int, str]]) -> None:
         self.frames += 1
-        error = frame.get("error")
+        get = frame.get
+        error = get("error")
         if error:
             self.failure = _error_from(error, "the server reported an error")
             return
-        if frame.get("object") == "error":
+        if get("object") == "error":
             self.failure = _error_from(frame, "the server reported an error")
             return
-        choices = frame.get("choices")
-        usage = frame.get("usage")
-        if usage and isinstance(usage, dict):
+        choices = get("choices")
+        usage = get("usage")
+        if usage and type(usage) is dict:
             # the choices:[] frame is the aggregate; per-chunk figures (continuous usage stats) are
             # per choice, so they never replace it and are never summed
             aggregate = not choices
@@ -233,27 +250,30 @@ class CompletionStream:
                 self.usage = usage
                 self._usage_is_aggregate = aggregate
         if self.id is None:
-            self.id = frame.get("id")
-            self.model = frame.get("model")
-        fingerprint = frame.get("system_fingerprint")
-        if fingerprint:
-            self.system_fingerprint = fingerprint
+            self.id = get("id")
+            self.model = get("model")
+        if "system_fingerprint" in frame and frame["system_fingerprint"]:
+            self.system_fingerprint = frame["system_fingerprint"]
         if not choices or type(choices) is not list:
             return
+        states = self.choices
         for c in choices:
             if type(c) is not dict:
                 continue
             index = c.get("index", 0)
-            if type(index) is not int:
-                index = 0
-            state = self.choices.get(index)
+            state = states.get(index)
             if state is None:
-                state = self.choices[index] = Choice(index)
-            elif state.finished:
+                if type(index) is not int:
+                    index = 0
+                    state = states.get(0)
+                if state is None:
+                    state = states[index] = Choice(index)
+            if state.finished:
                 continue  # duplicate terminal frames (vLLM before PR #28591)
             text = c.get("text")
             if text and type(text) is str:
-                state.parts.append(text)
+                if self.keep_text:
+                    state.parts.append(text)
                 deltas.append((index, text))
             logprobs = c.get("logprobs")
             if logprobs:
