@@ -15,7 +15,7 @@ import httpx
 
 from acs_cli import __version__
 from acs_cli.errors import ConfigError, ConnectError, HTTPStatusError, ProtocolError, TimeoutError_
-from acs_cli.settings import Settings
+from acs_cli.settings import ResolvedSettings
 
 CONNECT_TIMEOUT = 10.0
 ERROR_BODY_LIMIT = 64 * 1024  # an error page is read this far and no further
@@ -31,7 +31,7 @@ class Api:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ResolvedSettings,
         *,
         retries: int = 2,
         warn: Callable[[str], None] | None = None,

@@ -1,17 +1,26 @@
 """Configuration: ACS_* environment variables owned by pydantic-settings, overridden by flags.
 
-The API key is a SecretStr: it is read from the environment only (never from argv) and its value
-is never shown in a repr, an error or a traceback.
+The API key is a secret: it is read from the environment only (never from argv) and its value is
+never shown in a repr, an error or a traceback.
+
+`Settings` (pydantic-settings) is the definition and the validator of record. Importing pydantic
+costs ~0.13 s, half of a short completion's wall time, so `load_settings` first resolves the
+common case itself: every value present is plainly valid by the same rules (`check_base_url`, a
+positive number of seconds). Anything else goes to `Settings`, whose answer (or error) stands;
+tests/test_settings.py checks that both agree on every case.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from acs_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 DEFAULT_API_BASE = "http://localhost:8000/v1"
 
@@ -24,23 +33,69 @@ _SOURCES = {
 }
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ACS_", extra="ignore", hide_input_in_errors=True)
+FIELDS = ("api_base", "api_key", "model", "timeout")  # the fields of Settings, in order
+DEFAULT_TIMEOUT = 600.0
 
-    api_base: str = DEFAULT_API_BASE
-    api_key: SecretStr | None = None
-    model: str | None = None
-    timeout: float = Field(default=600.0, gt=0)
 
-    @field_validator("api_base")
-    @classmethod
-    def _check_base(cls, value: str) -> str:
-        return check_base_url(value)
+def settings_model() -> type[Any]:
+    """The pydantic-settings model (built on first use; importing pydantic is the slow part)."""
+    global _MODEL
+    if _MODEL is None:
+        _MODEL = _build_model()
+    return _MODEL
 
-    @field_validator("api_key", "model", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        return None if value == "" else value
+
+_MODEL: type[Any] | None = None
+
+
+def _build_model() -> type[Any]:
+    from pydantic import Field, SecretStr, field_validator
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class Settings(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="ACS_", extra="ignore", hide_input_in_errors=True)
+
+        api_base: str = DEFAULT_API_BASE
+        api_key: SecretStr | None = None
+        model: str | None = None
+        timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, allow_inf_nan=False)
+
+        @field_validator("api_base")
+        @classmethod
+        def _check_base(cls, value: str) -> str:
+            return check_base_url(value)
+
+        @field_validator("api_key", "model", mode="before")
+        @classmethod
+        def _empty_is_unset(cls, value: Any) -> Any:
+            return None if value == "" else value
+
+    return Settings
+
+
+class Secret:
+    """The key, as pydantic's SecretStr shows it: never its value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    api_base: str
+    api_key: Secret | SecretStr | None
+    model: str | None
+    timeout: float
 
 
 def check_base_url(value: str) -> str:
@@ -66,11 +121,49 @@ def check_base_url(value: str) -> str:
     return text.rstrip("/")
 
 
-def load_settings(**flags: Any) -> Settings:
+_PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+
+def _fast(flags: dict[str, Any]) -> ResolvedSettings | None:
+    """The common case without pydantic, or None when Settings must decide."""
+    # pydantic-settings matches variable names case-insensitively
+    env = {k.lower(): v for k, v in os.environ.items() if k[:4].lower() == "acs_"}
+    base = flags.get("api_base", env.get("acs_api_base", DEFAULT_API_BASE))
+    try:
+        base = check_base_url(base)
+    except ValueError:
+        return None
+    timeout = flags.get("timeout")
+    if timeout is None:
+        text = env.get("acs_timeout")
+        if text is None:
+            timeout = DEFAULT_TIMEOUT
+        elif _PLAIN_NUMBER.fullmatch(text):
+            timeout = float(text)
+        else:
+            return None
+    if not isinstance(timeout, int | float) or not timeout > 0 or timeout == float("inf"):
+        return None
+    key = env.get("acs_api_key") or None
+    model = flags.get("model", env.get("acs_model")) or None
+    return ResolvedSettings(base, Secret(key) if key is not None else None, model, float(timeout))
+
+
+def load_settings(**flags: Any) -> ResolvedSettings:
     """Environment, then flags on top (only the flags the user gave)."""
     given = {k: v for k, v in flags.items() if v is not None}
+    fast = _fast(given)
+    if fast is not None:
+        return fast
+    return validated_settings(given)
+
+
+def validated_settings(given: dict[str, Any]) -> ResolvedSettings:
+    """The same through pydantic-settings: its result stands, its errors become ConfigError."""
+    from pydantic import ValidationError
+
     try:
-        return Settings(**given)
+        settings = settings_model()(**given)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "setting"
@@ -86,6 +179,7 @@ def load_settings(**flags: Any) -> Settings:
             f"invalid {where}{shown}: {reason}",
             _HINTS.get(field, f"fix {where}"),
         ) from None
+    return ResolvedSettings(settings.api_base, settings.api_key, settings.model, settings.timeout)
 
 
 _HINTS = {
