@@ -187,6 +187,10 @@ class TerminalSink(PipeSink):
         from rich.console import Console
 
         self.term = term
+        try:  # a terminal whose locale cannot show a character gets a replacement, not a crash
+            sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
         self.console = Console(
             file=sys.stdout,
             force_terminal=True,
@@ -216,23 +220,32 @@ class TerminalSink(PipeSink):
 
         self.stop_spinner()
         out = Text()
+        run: list[str] = []  # consecutive text of one choice, made visible in one pass
         for index, text in pieces:
             if index != self.current:
+                self._append_visible(out, run)
                 if self.order.multi:
                     if self.wrote or out:
-                        out.append("\n" if (str(out) or ("\n" if self.ends_with_newline else "x")).endswith("\n") else "\n\n")
+                        tail = out.plain[-1:] if out else ("\n" if self.ends_with_newline else "x")
+                        out.append("\n" if tail == "\n" else "\n\n")
                     out.append(f"── choice {index} ──", style="bold cyan")
                     out.append("\n")
                 self.current = index
-            for piece, escape in visible_pieces(text):
-                out.append(piece, style="reverse" if escape else None)
-        plain = out.plain
-        if not plain:
+            run.append(text)
+        self._append_visible(out, run)
+        if not out:
             return
         self.console.print(out, end="")
         self.console.file.flush()
         self.wrote = True
-        self.ends_with_newline = plain.endswith("\n")
+        self.ends_with_newline = out.plain.endswith("\n")
+
+    @staticmethod
+    def _append_visible(out: Any, run: list[str]) -> None:
+        if run:
+            for piece, escape in visible_pieces("".join(run)):
+                out.append(piece, style="reverse" if escape else None)
+            run.clear()
 
     def close(self) -> None:
         self.stop_spinner()
