@@ -75,20 +75,24 @@ class ChoiceOrder:
 
 
 class PipeSink:
-    """stdout is a file or pipe: exactly the text, each batch written and flushed as it arrives."""
+    """stdout is a file or pipe: exactly the text, each batch written and flushed as it arrives.
+
+    With several choices each one's text follows the previous in index order, after a blank line:
+    "\n" when the previous choice's text ended with a newline, else "\n\n" (an empty choice
+    too, so every choice keeps its place).
+    """
 
     def __init__(self, out: BinaryIO, order: ChoiceOrder) -> None:
         self.out = out
         self.order = order
-        self.current: int | None = None
-        self.ends_with_newline = True
+        self.current = order.live  # the choice whose text is being written
+        self.choice_ends_newline = False  # whether the current choice's own text ends with "\n"
+        self.labelled = False
+        self.ends_with_newline = True  # whether the last character written is "\n"
         self.wrote = False
         self._pending_surrogate = ""
 
     def start(self) -> None:
-        pass
-
-    def first_byte(self) -> None:
         pass
 
     def write(self, deltas: list[tuple[int, str]], stream: CompletionStream) -> None:
@@ -107,22 +111,31 @@ class PipeSink:
     def close(self) -> None:
         pass
 
-    def _emit(self, pieces: list[tuple[int, str]]) -> None:
-        parts: list[str] = []
+    def _layout(self, pieces: list[tuple[int, str]]) -> list[tuple[str, str | None]]:
+        """The pieces as (text, kind): kind None for model text, "sep" and "label" around choices."""
+        out: list[tuple[str, str | None]] = []
         for index, text in pieces:
             if index != self.current:
-                if self.order.multi or self.current is not None:
-                    parts.append(self._separator(index, parts))
+                out.append(("\n" if self.choice_ends_newline else "\n\n", "sep"))
                 self.current = index
+                self.choice_ends_newline = False
+                out.append((f"── choice {index} ──\n", "label"))
+            elif not self.labelled and self.order.multi:
+                out.append((f"── choice {index} ──\n", "label"))
+            self.labelled = True
             if text:
-                parts.append(text)
-        self._write_text("".join(parts))
+                out.append((text, None))
+                self.choice_ends_newline = text[-1] == "\n"
+        return out
 
-    def _separator(self, index: int, parts: list[str]) -> str:
-        if self.current is None and not parts:
-            return ""
-        tail = parts[-1] if parts else ("\n" if self.ends_with_newline else "x")
-        return "\n" if tail.endswith("\n") else "\n\n"
+    def _emit(self, pieces: list[tuple[int, str]]) -> None:
+        if len(pieces) == 1 and pieces[0][0] == self.current and self.labelled:
+            text = pieces[0][1]  # the common case: one choice, one batch of text
+            if text:
+                self.choice_ends_newline = text[-1] == "\n"
+                self._write_text(text)
+            return
+        self._write_text("".join(text for text, kind in self._layout(pieces) if kind != "label"))
 
     def _write_text(self, text: str, flush_all: bool = False) -> None:
         if not text:
@@ -141,7 +154,7 @@ class PipeSink:
         self.out.write(data)
         self.out.flush()
         self.wrote = True
-        self.ends_with_newline = text.endswith("\n")
+        self.ends_with_newline = text[-1] == "\n"
 
 
 # C0 and C1 controls other than tab and newline, DEL, and the bidi overrides that reorder what a
@@ -207,9 +220,6 @@ class TerminalSink(PipeSink):
         if self.spinner:
             self.spinner.start()
 
-    def first_byte(self) -> None:
-        pass
-
     def stop_spinner(self) -> None:
         if self.spinner:
             self.spinner.stop()
@@ -220,18 +230,16 @@ class TerminalSink(PipeSink):
 
         self.stop_spinner()
         out = Text()
-        run: list[str] = []  # consecutive text of one choice, made visible in one pass
-        for index, text in pieces:
-            if index != self.current:
-                self._append_visible(out, run)
-                if self.order.multi:
-                    if self.wrote or out:
-                        tail = out.plain[-1:] if out else ("\n" if self.ends_with_newline else "x")
-                        out.append("\n" if tail == "\n" else "\n\n")
-                    out.append(f"── choice {index} ──", style="bold cyan")
-                    out.append("\n")
-                self.current = index
-            run.append(text)
+        run: list[str] = []  # consecutive model text, made visible in one pass
+        for text, kind in self._layout(pieces):
+            if kind is None:
+                run.append(text)
+                continue
+            self._append_visible(out, run)
+            if kind == "label":
+                out.append(text, style="bold cyan")
+            elif self.wrote or out:
+                out.append(text)
         self._append_visible(out, run)
         if not out:
             return
@@ -239,13 +247,6 @@ class TerminalSink(PipeSink):
         self.console.file.flush()
         self.wrote = True
         self.ends_with_newline = out.plain.endswith("\n")
-
-    @staticmethod
-    def _append_visible(out: Any, run: list[str]) -> None:
-        if run:
-            for piece, escape in visible_pieces("".join(run)):
-                out.append(piece, style="reverse" if escape else None)
-            run.clear()
 
     def close(self) -> None:
         self.stop_spinner()

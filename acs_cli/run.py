@@ -436,7 +436,7 @@ def replay(source: str | None, delay: float | None, opts: CompleteOptions, term:
     sink.start()
     chunks: Iterable[bytes] = _paced(frames_of(body), delay) if delay > 0 else [body]
     try:
-        if head and b"application/json" in head.lower():
+        if (head and b"application/json" in head.lower()) or _sniff("", body[:64]) == "json":
             _feed_document(body, stream, sink)
         else:
             pump(chunks, stream, sink)

@@ -34,10 +34,10 @@ class SSEParser:
     is non-empty; an unterminated event at end of stream is discarded (`close`).
     """
 
-    __slots__ = ("_pending", "_skip_lf", "_at_start", "_data", "_event", "last_event_id", "retry")
+    __slots__ = ("_held", "_skip_lf", "_at_start", "_data", "_event", "last_event_id", "retry")
 
     def __init__(self) -> None:
-        self._pending = b""
+        self._held: list[bytes] = []
         self._skip_lf = False
         self._at_start = True
         self._data: list[str] = []
@@ -47,21 +47,33 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
         """Parse one read; return the (event type, data) pairs it completed."""
+        if not chunk:
+            return []
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        buf = self._pending + chunk if self._pending else chunk
-        end = buf.rfind(b"\n")
-        cr = buf.rfind(b"\r")
+                if not chunk:
+                    return []
+        end = chunk.rfind(b"\n")
+        cr = chunk.rfind(b"\r")
         if cr > end:
             end = cr
-            # the LF that may follow this CR belongs to it; it can only arrive in the next read
-            self._skip_lf = True
+            # the LF that may follow a final CR belongs to it; it can only arrive in the next read
+            self._skip_lf = cr == len(chunk) - 1
         if end < 0:
-            self._pending = buf
+            self._held.append(chunk)  # no line end yet: hold it (joined once, not per read)
             return []
-        self._pending = buf[end + 1 :]
+        if self._held:
+            self._held.append(chunk)
+            head = b"".join(self._held)
+            end += len(head) - len(chunk)
+            self._held.clear()
+            buf = head
+        else:
+            buf = chunk
+        if end + 1 < len(buf):
+            self._held.append(buf[end + 1 :])
         text = buf[: end + 1].decode("utf-8", "replace")
         if self._at_start:
             self._at_start = False
@@ -104,12 +116,12 @@ class SSEParser:
         """End of stream: an event without its blank line is discarded, as the spec says."""
         self._data.clear()
         self._event = ""
-        self._pending = b""
+        self._held.clear()
 
     @property
     def mid_event(self) -> bool:
         """Whether bytes of an unfinished event are held (a stream cut here lost something)."""
-        return bool(self._pending or self._data)
+        return bool(self._held or self._data)
 
 
 @dataclass
