@@ -248,6 +248,13 @@ class TerminalSink(PipeSink):
         self.wrote = True
         self.ends_with_newline = out.plain.endswith("\n")
 
+    @staticmethod
+    def _append_visible(out: Any, run: list[str]) -> None:
+        if run:
+            for piece, escape in visible_pieces("".join(run)):
+                out.append(piece, style="reverse" if escape else None)
+            run.clear()
+
     def close(self) -> None:
         self.stop_spinner()
         if self.wrote and not self.ends_with_newline:

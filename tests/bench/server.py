@@ -8,7 +8,8 @@ Routes (the prefix of the path picks the mode, so one base URL per mode works fo
 - `POST /v1/completions`          fast: the whole chunked body is built once per (frames, usage, prompt
                                   tokens), cached, and written with `sendall` in large slices, so the server
                                   is never the bottleneck; token texts cycle through `TOKENS`
-- `POST /paced/v1/completions`    paced: one frame every `PACED_INTERVAL` s, token i's text is ` [i]`
+- `POST /paced/v1/completions`    paced: the headers, then one frame every `PACED_INTERVAL` s (the first
+                                  after one interval), token i's text is ` [i]`
                                   (unique, so a reader can match it); `time.monotonic()` right after each
                                   frame's `sendall` is recorded in `BenchServer.paced_stamps`
 
@@ -274,9 +275,9 @@ class BenchServer:
         self.paced_stamps.append(stamps)
         conn.sendall(RESPONSE_HEAD)
         start = time.monotonic()
-        for i in range(n):
-            data = chunk(frame(f" [{i}]", "length" if i == n - 1 else None))
-            delay = start + i * self.paced_interval - time.monotonic()
+        frames = [chunk(frame(f" [{i}]", "length" if i == n - 1 else None)) for i in range(n)]
+        for i, data in enumerate(frames):  # frame i at start + (i+1) intervals: the first one is not glued to the headers
+            delay = start + (i + 1) * self.paced_interval - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             conn.sendall(data)
