@@ -151,6 +151,19 @@ def replay(
 
 
 @app.command()
+def models(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the server's model list as JSON.")] = False,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for the answer [env ACS_TIMEOUT; default 600].")] = None,
+    retries: Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504.", min=0)] = 2,
+) -> None:
+    """List the models the server serves (GET /models): a table on a terminal, one id per line when piped."""
+    from acs_cli import run
+
+    raise typer.Exit(run.run(lambda term: run.list_models(base_url, timeout, retries, json_output, term)))
+
+
+@app.command()
 def completion(
     shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")],
 ) -> None:

@@ -373,6 +373,46 @@ def _complete_raw(api: Any, body: dict[str, Any], opts: CompleteOptions, term: T
     return int(ExitStatus.OK)
 
 
+# ---------------------------------------------------------------------------------------- models
+
+
+def list_models(base_url: str | None, timeout: float | None, retries: int, as_json: bool, term: Terminal) -> int:
+    from acs_cli.api import Api
+    from acs_cli.settings import load_settings
+
+    settings = load_settings(api_base=base_url, timeout=timeout)
+    with Api(settings, retries=retries, warn=lambda text: term.message(text, "warn")) as api:
+        if as_json:
+            payload = api.get_json("models")
+            term.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False).encode() + b"\n")
+            term.stdout.flush()
+            return int(ExitStatus.OK)
+        models = api.list_models()
+    if not term.stdout_tty:
+        lines = "".join(f"{m.get('id')}\n" for m in models if m.get("id") is not None)
+        term.stdout.write(lines.encode())
+        term.stdout.flush()
+        return int(ExitStatus.OK)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold" if term.colour else None, pad_edge=False)
+    table.add_column("id")
+    table.add_column("owner")
+    table.add_column("max_model_len", justify="right")
+    for m in models:
+        length = m.get("max_model_len")
+        table.add_row(
+            make_visible(str(m.get("id", ""))),
+            make_visible(str(m.get("owned_by") or "")),
+            str(length) if isinstance(length, int) else "",
+        )
+    Console(file=sys.stdout, no_color=not term.colour, highlight=False).print(table)
+    if not models:
+        term.message(f"the server at {settings.api_base} lists no models", "dim")
+    return int(ExitStatus.OK)
+
+
 # ---------------------------------------------------------------------------------------- replay
 
 

@@ -11,7 +11,7 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "complete completion replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "complete completion models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -26,6 +26,12 @@ _acs() {
                 COMPREPLY=($(compgen -W "--help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"))
+            fi
+            ;;
+        models)
+            case "$prev" in --base-url|--timeout|--retries) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--json --base-url --timeout --retries --help -h" -- "$cur"))
             fi
             ;;
         replay)

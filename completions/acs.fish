@@ -3,6 +3,7 @@ complete -c acs -f
 complete -c acs -n '__fish_use_subcommand' -l version -s V -d 'Show the version and exit'
 complete -c acs -n '__fish_use_subcommand' -a complete -d 'Stream a completion: live on a terminal, exact text in a pipe, the wire with --raw'
 complete -c acs -n '__fish_use_subcommand' -a completion -d 'Print the shell completion script (the same as the files in completions/)'
+complete -c acs -n '__fish_use_subcommand' -a models -d 'List the models the server serves (GET /models): a table on a terminal, one id per line when piped'
 complete -c acs -n '__fish_use_subcommand' -a replay -d 'Replay a --raw capture through the same parser and renderer as a live stream'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l escapes -s e -d 'Turn \\n, \\t and \\\\ in PROMPT into the characters'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l model -s m -r -d 'Model name [env ACS_MODEL; default: the server\'s only model]'
@@ -28,10 +29,15 @@ complete -c acs -n '__fish_seen_subcommand_from complete' -l retries -r -d 'Retr
 complete -c acs -n '__fish_seen_subcommand_from complete' -l help -s h -d 'Show this message and exit'
 complete -c acs -n '__fish_seen_subcommand_from completion' -l help -s h -d 'Show this message and exit'
 complete -c acs -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
+complete -c acs -n '__fish_seen_subcommand_from models' -l json -d 'Print the server\'s model list as JSON'
+complete -c acs -n '__fish_seen_subcommand_from models' -l base-url -r -d 'API base URL [env ACS_API_BASE; default http://localhost:8000/v1]'
+complete -c acs -n '__fish_seen_subcommand_from models' -l timeout -r -d 'Seconds to wait for the answer [env ACS_TIMEOUT; default 600]'
+complete -c acs -n '__fish_seen_subcommand_from models' -l retries -r -d 'Retries on connection failure or 429/502/503/504'
+complete -c acs -n '__fish_seen_subcommand_from models' -l help -s h -d 'Show this message and exit'
 complete -c acs -n '__fish_seen_subcommand_from replay' -l delay -r -d 'Seconds between frames [default 0; 0.04 for the sample]'
 complete -c acs -n '__fish_seen_subcommand_from replay' -l n -s n -r -d 'Choices the capture holds'
 complete -c acs -n '__fish_seen_subcommand_from replay' -l quiet -s q -d 'No usage line on stderr'
 complete -c acs -n '__fish_seen_subcommand_from replay' -l choice -r -d 'With several choices, print only this index'
 complete -c acs -n '__fish_seen_subcommand_from replay' -l help -s h -d 'Show this message and exit'
 complete -c acs -n '__fish_seen_subcommand_from replay' -F
-# commands: complete completion replay
+# commands: complete completion models replay
