@@ -55,10 +55,12 @@ class Api:
                 if warn:
                     warn(f"warning: ACS_API_KEY is sent over plain http:// to {host}; anyone on the path can read it")
         # httpx drops the Authorization header on a redirect to another origin
-        if transport is None:
+        if transport is None and not _behind_proxy(self.base):
             from acs_cli.transport import FastTransport
 
             transport = FastTransport()
+        # with a proxy from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) httpx's
+        # own transport carries the request, as it would for any httpx client
         self.client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),
@@ -165,7 +167,8 @@ class Api:
             error = http_error(response, body, base=self.base, model=model, has_key=self.has_key)
             error.attempts = attempt
             if retry:
-                self._sleep(_retry_after(response.headers.get("retry-after")) or self._backoff(attempt))
+                wait = _retry_after(response.headers.get("retry-after"))
+                self._sleep(self._backoff(attempt) if wait is None else wait)
                 continue
             if attempt > 1:
                 error.message += f" (after {attempt} attempts)"
@@ -208,6 +211,16 @@ class Api:
             "the server or a proxy closed the connection; check the server's log and retry",
             attempts=attempt,
         )
+
+
+def _behind_proxy(base: str) -> bool:
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    proxies = getproxies_environment()
+    parts = urlsplit(base)
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not proxy_bypass_environment(parts.hostname or "", proxies)
 
 
 def _origin(url: httpx.URL) -> str:

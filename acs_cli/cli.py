@@ -72,7 +72,7 @@ def complete(
         Optional[str],
         typer.Argument(help="The prompt. `-` or nothing reads stdin; with both, stdin's text comes first.", show_default=False),
     ] = None,
-    escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Turn \\n, \\t and \\\\ in PROMPT into the characters.")] = False,
+    escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Turn \\n, \\t and \\\\ in PROMPT and --stop into the characters.")] = False,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name [env ACS_MODEL; default: the server's only model].")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens to generate.", min=0)] = 256,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature.")] = None,
@@ -95,7 +95,7 @@ def complete(
     include: Annotated[bool, typer.Option("--include", "-i", help="With --raw, print the status line and headers first.")] = False,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
     timeout: Annotated[
-        Optional[float], typer.Option("--timeout", help="Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600].")
+        Optional[str], typer.Option("--timeout", help="Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600].", show_default=False)
     ] = None,
     retries: Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504, before any output.", min=0)] = 2,
 ) -> None:
@@ -154,7 +154,7 @@ def replay(
 def models(
     json_output: Annotated[bool, typer.Option("--json", help="Print the server's model list as JSON.")] = False,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for the answer [env ACS_TIMEOUT; default 600].")] = None,
+    timeout: Annotated[Optional[str], typer.Option("--timeout", help="Seconds to wait for the answer [env ACS_TIMEOUT; default 600].", show_default=False)] = None,
     retries: Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504.", min=0)] = 2,
 ) -> None:
     """List the models the server serves (GET /models): a table on a terminal, one id per line when piped."""

@@ -296,11 +296,14 @@ class Spinner:
         started = time.monotonic()
         console = Console(file=self.term.stderr, no_color=not self.term.colour, highlight=False)
 
+        from rich.spinner import Spinner as RichSpinner
+
+        spinner = RichSpinner("dots", style="cyan")
+
         class Waiting:
             def __rich_console__(self, console: Any, options: Any) -> Any:
-                from rich.spinner import Spinner as RichSpinner
-
-                yield RichSpinner("dots", text=f"waiting for the first token… {time.monotonic() - started:.1f}s", style="cyan").render(time.monotonic())
+                spinner.update(text=f"waiting for the first token… {time.monotonic() - started:.1f}s")
+                yield spinner.render(time.monotonic())
 
         self.live = Live(Waiting(), console=console, refresh_per_second=12.5, transient=True)
         self.live.start()

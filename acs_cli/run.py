@@ -52,7 +52,7 @@ class CompleteOptions:
     escapes: bool = False
     model: str | None = None
     base_url: str | None = None
-    timeout: float | None = None
+    timeout: str | float | None = None
     retries: int = 2
     raw: bool = False
     include_headers: bool = False
@@ -77,15 +77,23 @@ def run(command: Callable[[Terminal], int], usage: str | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, never with a traceback (locals may hold the key)
         if os.environ.get("ACS_DEBUG"):
             raise
-        term.message(f"acs: internal error: {type(exc).__name__}: {shorten(str(exc), 300)}", "error")
+        term.message(f"acs: internal error: {type(exc).__name__}: {shorten(redact(str(exc)), 300)}", "error")
         term.message("hint: this is a bug in acs; rerun with ACS_DEBUG=1 for the traceback and report it", "hint")
         return int(ExitStatus.ERROR)
 
 
 def report(term: Terminal, exc: AcsError) -> None:
-    term.message(f"acs: error: {make_visible(exc.message)}", "error")
+    term.message(f"acs: error: {make_visible(redact(exc.message))}", "error")
     if exc.hint:
-        term.message(f"hint: {exc.hint}", "hint")
+        term.message(f"hint: {redact(exc.hint)}", "hint")
+
+
+def redact(text: str) -> str:
+    """Whatever an error says, the key's value never reaches the screen."""
+    for name, value in os.environ.items():
+        if name.upper() == "ACS_API_KEY" and len(value.strip()) >= 4:
+            text = text.replace(value, "[ACS_API_KEY]").replace(value.strip(), "[ACS_API_KEY]")
+    return text
 
 
 def _broken_pipe() -> int:
@@ -156,6 +164,8 @@ def parse_params(params: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not eq or not key:
             raise UsageError(f"--param {item!r} is not KEY=VALUE", "for example --param top_k=40 --param ignore_eos=true")
+        if key == "stream":
+            raise UsageError("--param stream cannot be set: acs always streams", "use --raw to see the wire as it comes")
         try:
             extra[key] = json.loads(value)
         except ValueError:
@@ -192,14 +202,15 @@ def build_body(model: str, prompt: str, opts: RequestOptions) -> dict[str, Any]:
 
 def complete(opts: CompleteOptions, term: Terminal) -> int:
     prompt = read_prompt(opts.prompt, opts.escapes, term)
+    if opts.escapes:
+        opts.request.stop = [decode_escapes(s) for s in opts.request.stop]
     parse_params(opts.request.params)  # a malformed --param is a usage error before any request
 
     from acs_cli.api import Api
     from acs_cli.settings import load_settings
 
     settings = load_settings(api_base=opts.base_url, model=opts.model, timeout=opts.timeout)
-    warn = None if opts.output.quiet else (lambda text: term.message(text, "warn"))
-    with Api(settings, retries=opts.retries, warn=warn) as api:
+    with Api(settings, retries=opts.retries, warn=lambda text: term.message(text, "warn")) as api:
         if opts.raw:
             model = settings.model or api.pick_model()
             return _complete_raw(api, build_body(model, prompt, opts.request), opts, term)
@@ -376,7 +387,7 @@ def _complete_raw(api: Any, body: dict[str, Any], opts: CompleteOptions, term: T
 # ---------------------------------------------------------------------------------------- models
 
 
-def list_models(base_url: str | None, timeout: float | None, retries: int, as_json: bool, term: Terminal) -> int:
+def list_models(base_url: str | None, timeout: str | None, retries: int, as_json: bool, term: Terminal) -> int:
     from acs_cli.api import Api
     from acs_cli.settings import load_settings
 

@@ -31,6 +31,7 @@ _SOURCES = {
     "timeout": ("ACS_TIMEOUT", "--timeout"),
     "api_key": ("ACS_API_KEY", None),
 }
+_HINT_KEY = "set ACS_API_KEY to the key alone, on one line"
 
 
 FIELDS = ("api_base", "api_key", "model", "timeout")  # the fields of Settings, in order
@@ -69,6 +70,13 @@ def _build_model() -> type[Any]:
         @classmethod
         def _empty_is_unset(cls, value: Any) -> Any:
             return None if value == "" else value
+
+        @field_validator("api_key")
+        @classmethod
+        def _printable_key(cls, value: Any) -> Any:
+            if value is not None and not _printable(value.get_secret_value()):
+                raise ValueError("it contains a line break or another control character")
+            return value
 
     return Settings
 
@@ -133,20 +141,24 @@ def _fast(flags: dict[str, Any]) -> ResolvedSettings | None:
         base = check_base_url(base)
     except ValueError:
         return None
-    timeout = flags.get("timeout")
+    timeout = flags.get("timeout", env.get("acs_timeout"))
     if timeout is None:
-        text = env.get("acs_timeout")
-        if text is None:
-            timeout = DEFAULT_TIMEOUT
-        elif _PLAIN_NUMBER.fullmatch(text):
-            timeout = float(text)
-        else:
+        timeout = DEFAULT_TIMEOUT
+    elif isinstance(timeout, str):
+        if not _PLAIN_NUMBER.fullmatch(timeout):
             return None
+        timeout = float(timeout)
     if not isinstance(timeout, int | float) or not timeout > 0 or timeout == float("inf"):
         return None
     key = env.get("acs_api_key") or None
+    if key is not None and not _printable(key):
+        return None
     model = flags.get("model", env.get("acs_model")) or None
     return ResolvedSettings(base, Secret(key) if key is not None else None, model, float(timeout))
+
+
+def _printable(text: str) -> bool:
+    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
 
 
 def load_settings(**flags: Any) -> ResolvedSettings:
@@ -183,6 +195,7 @@ def validated_settings(given: dict[str, Any]) -> ResolvedSettings:
 
 
 _HINTS = {
+    "api_key": _HINT_KEY,
     "api_base": "set ACS_API_BASE (or --base-url) to the server's base URL, e.g. http://localhost:8000/v1",
     "timeout": "give --timeout / ACS_TIMEOUT a number of seconds greater than 0",
 }

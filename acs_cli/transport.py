@@ -87,7 +87,11 @@ class FastTransport(httpx.BaseTransport):
         sock.settimeout(timeout)
         target = request.url.raw_path
         lines = [request.method.encode("ascii") + b" " + target + b" HTTP/1.1"]
-        lines += [name + b": " + value for name, value in request.headers.raw]
+        for name, value in request.headers.raw:
+            if b"\r" in value or b"\n" in value or b"\0" in value:
+                # a line break would smuggle another header in; the value itself is never shown
+                raise httpx.LocalProtocolError(f"the {name.decode('latin-1')} header contains a line break", request=request)
+            lines.append(name + b": " + value)
         payload = b"\r\n".join(lines) + b"\r\n\r\n" + request.read()
         try:
             sock.sendall(payload)

@@ -5,7 +5,7 @@ complete -c acs -n '__fish_use_subcommand' -a complete -d 'Stream a completion: 
 complete -c acs -n '__fish_use_subcommand' -a completion -d 'Print the shell completion script (the same as the files in completions/)'
 complete -c acs -n '__fish_use_subcommand' -a models -d 'List the models the server serves (GET /models): a table on a terminal, one id per line when piped'
 complete -c acs -n '__fish_use_subcommand' -a replay -d 'Replay a --raw capture through the same parser and renderer as a live stream'
-complete -c acs -n '__fish_seen_subcommand_from complete' -l escapes -s e -d 'Turn \\n, \\t and \\\\ in PROMPT into the characters'
+complete -c acs -n '__fish_seen_subcommand_from complete' -l escapes -s e -d 'Turn \\n, \\t and \\\\ in PROMPT and --stop into the characters'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l model -s m -r -d 'Model name [env ACS_MODEL; default: the server\'s only model]'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l max-tokens -r -d 'Most tokens to generate'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l temperature -s t -r -d 'Sampling temperature'
