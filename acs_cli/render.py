@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any, BinaryIO
 
@@ -283,35 +284,57 @@ class RawSink:
 
 
 class Spinner:
-    """A spinner with the time waited, on stderr, until the first token (Rich Live, transient)."""
+    """A spinner with the time waited, on stderr, until the first token.
+
+    Drawn by a small thread on one line that it erases when stopped; stopping costs one write,
+    so the first token is not held up (a Rich Live display takes milliseconds to stop).
+    """
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"  # Rich's "dots"
+    INTERVAL = 0.08
 
     def __init__(self, term: Terminal) -> None:
         self.term = term
-        self.live: Any = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        colour = term.colour
+        self._style = ("\x1b[36m", "\x1b[0m") if colour else ("", "")
 
     def start(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
+        self._started = time.monotonic()
+        self._write("\x1b[?25l")  # hide the cursor while the line is redrawn
+        self._draw(0)
+        self._thread = threading.Thread(target=self._run, name="acs-spinner", daemon=True)
+        self._thread.start()
 
-        started = time.monotonic()
-        console = Console(file=self.term.stderr, no_color=not self.term.colour, highlight=False)
+    def _run(self) -> None:
+        frame = 0
+        while not self._stopped.wait(self.INTERVAL):
+            frame += 1
+            self._draw(frame)
 
-        from rich.spinner import Spinner as RichSpinner
-
-        spinner = RichSpinner("dots", style="cyan")
-
-        class Waiting:
-            def __rich_console__(self, console: Any, options: Any) -> Any:
-                spinner.update(text=f"waiting for the first token… {time.monotonic() - started:.1f}s")
-                yield spinner.render(time.monotonic())
-
-        self.live = Live(Waiting(), console=console, refresh_per_second=12.5, transient=True)
-        self.live.start()
+    def _draw(self, frame: int) -> None:
+        waited = time.monotonic() - self._started
+        on, off = self._style
+        line = f"\r{on}{self.FRAMES[frame % len(self.FRAMES)]}{off} waiting for the first token… {waited:.1f}s\x1b[K"
+        with self._lock:
+            if not self._stopped.is_set():
+                self._write(line)
 
     def stop(self) -> None:
-        if self.live is not None:
-            live, self.live = self.live, None
-            live.stop()
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+            self._write("\r\x1b[K\x1b[?25h")  # erase the line, show the cursor again
+
+    def _write(self, text: str) -> None:
+        try:
+            self.term.stderr.write(text)
+            self.term.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def usage_line(stream: CompletionStream, *, interrupted: bool = False) -> str:
