@@ -1,0 +1,231 @@
+"""The HTTP/1.1 transport against hand-written response bytes: every framing, every malformation.
+
+Each test serves exact bytes from a raw loopback socket and reads them through an httpx Client
+using acs's FastTransport, the way acs does.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from acs_cli.transport import FastTransport
+
+
+class RawServer:
+    """Answers one request with the given byte segments (a pause between each), then closes."""
+
+    def __init__(self, segments: list[bytes], pause: float = 0.01, close: bool = True) -> None:
+        self.segments = segments
+        self.pause = pause
+        self.close_after = close
+        self.request = b""
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/completions"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
+            while b"\r\n\r\n" not in self.request:
+                self.request += conn.recv(65536)
+            head, _, body = self.request.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.request = head + b"\r\n\r\n" + body
+            try:
+                for seg in self.segments:
+                    conn.sendall(seg)
+                    time.sleep(self.pause)
+                if not self.close_after:
+                    time.sleep(5)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[type[RawServer]]:
+    servers: list[RawServer] = []
+
+    def make(*args: object, **kw: object) -> RawServer:
+        srv = RawServer(*args, **kw)  # type: ignore[arg-type]
+        servers.append(srv)
+        return srv
+
+    yield make  # type: ignore[misc]
+    for srv in servers:
+        srv.stop()
+
+
+def fetch(url: str, read_timeout: float = 5.0) -> tuple[httpx.Response, list[bytes]]:
+    with httpx.Client(transport=FastTransport(), timeout=httpx.Timeout(read_timeout, connect=5.0)) as client:
+        request = client.build_request("POST", url, content=b'{"prompt":"hi"}', headers={"Content-Type": "application/json"})
+        response = client.send(request, stream=True)
+        try:
+            blocks = list(response.iter_raw())
+        finally:
+            response.close()
+    return response, blocks
+
+
+HEAD_CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_request_is_sent_as_http11_with_its_body(raw_server) -> None:
+    srv = raw_server([HEAD_CHUNKED + b"0\r\n\r\n"])
+    fetch(srv.url)
+    assert srv.request.startswith(b"POST /v1/completions HTTP/1.1\r\n")
+    assert b"\r\nhost: 127.0.0.1:" in srv.request.lower()
+    assert srv.request.endswith(b'\r\n\r\n{"prompt":"hi"}')
+
+
+def test_chunked_body_is_decoded_exactly(raw_server) -> None:
+    srv = raw_server([HEAD_CHUNKED, b"5\r\nhello\r\n", b"6\r\n world\r\n", b"0\r\n\r\n"])
+    response, blocks = fetch(srv.url)
+    assert response.status_code == 200
+    assert b"".join(blocks) == b"hello world"
+
+
+def test_chunk_extensions_trailers_and_upper_case_hex(raw_server) -> None:
+    body = b"A;name=value\r\n0123456789\r\n1 \r\n!\r\n0\r\nX-Trailer: yes\r\n\r\n"
+    srv = raw_server([HEAD_CHUNKED + body])
+    _, blocks = fetch(srv.url)
+    assert b"".join(blocks) == b"0123456789!"
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 7, 8, 9])
+def test_chunk_framing_split_anywhere(raw_server, cut: int) -> None:
+    stream = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    srv = raw_server([HEAD_CHUNKED, stream[:cut], stream[cut:]])
+    _, blocks = fetch(srv.url)
+    assert b"".join(blocks) == b"hello world"
+
+
+def test_a_large_chunk_arrives_in_pieces_as_it_comes(raw_server) -> None:
+    data = b"x" * 300_000
+    payload = b"%x\r\n" % len(data) + data + b"\r\n0\r\n\r\n"
+    srv = raw_server([HEAD_CHUNKED] + [payload[i : i + 50_000] for i in range(0, len(payload), 50_000)])
+    _, blocks = fetch(srv.url)
+    assert b"".join(blocks) == data
+    assert len(blocks) > 1  # handed over as it arrived, not held until the whole chunk is in
+
+
+def test_all_chunks_of_one_read_come_as_one_block(raw_server) -> None:
+    frames = b"".join(b"3\r\nabc\r\n" for _ in range(100))
+    srv = raw_server([HEAD_CHUNKED + frames + b"0\r\n\r\n"])
+    _, blocks = fetch(srv.url)
+    assert b"".join(blocks) == b"abc" * 100
+    assert len(blocks) < 10
+
+
+@pytest.mark.parametrize("size", [b"zz", b"-5", b"", b"5 5"])
+def test_malformed_chunk_size_is_a_protocol_error(raw_server, size: bytes) -> None:
+    srv = raw_server([HEAD_CHUNKED + size + b"\r\nhello\r\n0\r\n\r\n"])
+    with pytest.raises(httpx.RemoteProtocolError):
+        fetch(srv.url)
+
+
+def test_chunk_data_without_its_crlf_is_a_protocol_error(raw_server) -> None:
+    srv = raw_server([HEAD_CHUNKED + b"5\r\nhelloXX0\r\n\r\n"])
+    with pytest.raises(httpx.RemoteProtocolError):
+        fetch(srv.url)
+
+
+def test_connection_closed_mid_chunked_body(raw_server) -> None:
+    srv = raw_server([HEAD_CHUNKED, b"5\r\nhello\r\n"])
+    with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+        fetch(srv.url)
+
+
+def test_content_length_body(raw_server) -> None:
+    srv = raw_server([b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello", b" world"], close=False)
+    _, blocks = fetch(srv.url)
+    assert b"".join(blocks) == b"hello world"
+
+
+def test_content_length_body_cut_short(raw_server) -> None:
+    srv = raw_server([b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nhello"])
+    with pytest.raises(httpx.RemoteProtocolError):
+        fetch(srv.url)
+
+
+def test_body_delimited_by_close(raw_server) -> None:
+    srv = raw_server([b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", b"data: a\n\n", b"data: b\n\n"])
+    _, blocks = fetch(srv.url)
+    assert b"".join(blocks) == b"data: a\n\ndata: b\n\n"
+
+
+def test_interim_100_continue_is_skipped(raw_server) -> None:
+    srv = raw_server([b"HTTP/1.1 100 Continue\r\n\r\n", HEAD_CHUNKED + b"2\r\nok\r\n0\r\n\r\n"])
+    response, blocks = fetch(srv.url)
+    assert response.status_code == 200 and b"".join(blocks) == b"ok"
+
+
+def test_headers_keep_their_case_and_order(raw_server) -> None:
+    srv = raw_server([b"HTTP/1.1 200 OK\r\nX-Accel-Buffering: no\r\nContent-Type: text/event-stream\r\nContent-Length: 0\r\n\r\n"])
+    response, _ = fetch(srv.url)
+    assert response.headers.raw[0] == (b"X-Accel-Buffering", b"no")
+    assert response.reason_phrase == "OK" and response.http_version == "HTTP/1.1"
+
+
+def test_headers_larger_than_64_kib_are_refused(raw_server) -> None:
+    huge = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 1000) for i in range(200))
+    srv = raw_server([huge[i : i + 16384] for i in range(0, len(huge), 16384)], close=False)
+    started = time.monotonic()
+    with pytest.raises(httpx.RemoteProtocolError, match="64 KiB"):
+        fetch(srv.url)
+    assert time.monotonic() - started < 3
+
+
+def test_no_answer_at_all(raw_server) -> None:
+    srv = raw_server([])
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+        fetch(srv.url)
+
+
+def test_malformed_status_line(raw_server) -> None:
+    srv = raw_server([b"SPDY/9 what\r\n\r\n"])
+    with pytest.raises(httpx.RemoteProtocolError, match="status line"):
+        fetch(srv.url)
+
+
+def test_read_timeout_between_chunks(raw_server) -> None:
+    srv = raw_server([HEAD_CHUNKED, b"5\r\nhello\r\n"], close=False)
+    with pytest.raises(httpx.ReadTimeout):
+        fetch(srv.url, read_timeout=0.5)
+
+
+def test_connection_refused_is_a_connect_error() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(httpx.ConnectError):
+        fetch(f"http://127.0.0.1:{port}/v1/completions")
+
+
+@pytest.mark.parametrize("value", [b"a\r\nX-Evil: 1", b"a\nb", b"a\x00b"])
+def test_a_header_value_with_a_line_break_is_never_sent(raw_server, value: bytes) -> None:
+    srv = raw_server([HEAD_CHUNKED + b"0\r\n\r\n"])
+    with httpx.Client(transport=FastTransport()) as client:
+        request = client.build_request("GET", srv.url)
+        request.headers["Authorization"] = value.decode("latin-1")
+        with pytest.raises(httpx.LocalProtocolError) as caught:
+            client.send(request)
+    assert value.decode("latin-1") not in str(caught.value)
