@@ -60,7 +60,10 @@ def main(
     """Stream text completions from an OpenAI-compatible /v1/completions endpoint."""
 
 
-# option groups shared by `complete` and `replay`
+# option groups shared by several commands
+Profile = Annotated[
+    Optional[str], typer.Option("--profile", help="Use this profile of the config file [env ACS_PROFILE].", show_default=False)
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No usage line on stderr.")]
 Choice = Annotated[Optional[int], typer.Option("--choice", help="With several choices, print only this index.", min=0)]
 
@@ -74,7 +77,7 @@ def complete(
     ] = None,
     escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Turn \\n, \\t and \\\\ in PROMPT and --stop into the characters.")] = False,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name [env ACS_MODEL; default: the server's only model].")] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most tokens to generate.", min=0)] = 256,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Most tokens to generate [default 256, or the profile's].", min=0, show_default=False)] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature.")] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling probability mass.")] = None,
     stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop string (repeatable).")] = None,
@@ -98,6 +101,7 @@ def complete(
         Optional[str], typer.Option("--timeout", help="Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600].", show_default=False)
     ] = None,
     retries: Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504, before any output.", min=0)] = 2,
+    profile: Profile = None,
 ) -> None:
     """Stream a completion: live on a terminal, exact text in a pipe, the wire with --raw."""
     from acs_cli import run
@@ -108,6 +112,7 @@ def complete(
         model=model,
         base_url=base_url,
         timeout=timeout,
+        profile=profile,
         retries=retries,
         raw=raw,
         include_headers=include,
@@ -156,11 +161,37 @@ def models(
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
     timeout: Annotated[Optional[str], typer.Option("--timeout", help="Seconds to wait for the answer [env ACS_TIMEOUT; default 600].", show_default=False)] = None,
     retries: Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504.", min=0)] = 2,
+    profile: Profile = None,
 ) -> None:
     """List the models the server serves (GET /models): a table on a terminal, one id per line when piped."""
     from acs_cli import run
 
-    raise typer.Exit(run.run(lambda term: run.list_models(base_url, timeout, retries, json_output, term)))
+    raise typer.Exit(run.run(lambda term: run.list_models(base_url, timeout, retries, json_output, term, profile)))
+
+
+config_app = typer.Typer(help="Show the configuration acs would use, and where it lives.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    profile: Profile = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL, as for `complete`.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, as for `complete`.")] = None,
+    timeout: Annotated[Optional[str], typer.Option("--timeout", help="Seconds, as for `complete`.", show_default=False)] = None,
+) -> None:
+    """Print every effective setting and where it came from (the key redacted)."""
+    from acs_cli import run
+
+    raise typer.Exit(run.run(lambda term: run.config_show(term, profile=profile, api_base=base_url, model=model, timeout=timeout)))
+
+
+@config_app.command("path")
+def config_path_command() -> None:
+    """Print the config file's path."""
+    from acs_cli.config import config_path
+
+    typer.echo(str(config_path()))
 
 
 @app.command()

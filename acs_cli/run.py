@@ -26,7 +26,9 @@ from acs_cli.terminal import Terminal
 
 @dataclass
 class RequestOptions:
-    max_tokens: int | None = 256
+    """What the flags asked for; None (or empty) means the settings' default (profile, file, built-in)."""
+
+    max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     stop: list[str] = field(default_factory=list)
@@ -53,6 +55,7 @@ class CompleteOptions:
     model: str | None = None
     base_url: str | None = None
     timeout: str | float | None = None
+    profile: str | None = None
     retries: int = 2
     raw: bool = False
     include_headers: bool = False
@@ -173,27 +176,39 @@ def parse_params(params: list[str]) -> dict[str, Any]:
     return extra
 
 
-def build_body(model: str, prompt: str, opts: RequestOptions) -> dict[str, Any]:
+def build_body(model: str, prompt: str, opts: RequestOptions, defaults: Any = None) -> dict[str, Any]:
+    """The request: flags over the settings' defaults (profile, config file, built-in)."""
     body: dict[str, Any] = {"model": model, "prompt": prompt}
+
+    def pick(name: str) -> Any:
+        value = getattr(opts, name)
+        return value if value is not None else getattr(defaults, name, None)
+
     optional = {
-        "max_tokens": opts.max_tokens,
-        "temperature": opts.temperature,
-        "top_p": opts.top_p,
-        "seed": opts.seed,
+        "max_tokens": pick("max_tokens"),
+        "temperature": pick("temperature"),
+        "top_p": pick("top_p"),
+        "seed": pick("seed"),
         "n": opts.n,
         "logprobs": opts.logprobs,
-        "presence_penalty": opts.presence_penalty,
-        "frequency_penalty": opts.frequency_penalty,
+        "presence_penalty": pick("presence_penalty"),
+        "frequency_penalty": pick("frequency_penalty"),
     }
+    if optional["max_tokens"] is None:
+        optional["max_tokens"] = 256
     body.update({k: v for k, v in optional.items() if v is not None})
-    if opts.stop:
-        body["stop"] = list(opts.stop)
+    stop = opts.stop or list(getattr(defaults, "stop", ()) or ())
+    if stop:
+        body["stop"] = list(stop)
     if opts.echo:
         body["echo"] = True
     body["stream"] = True
     if opts.usage:
         body["stream_options"] = {"include_usage": True}
-    body.update(parse_params(opts.params))
+    extra = dict(getattr(defaults, "params", None) or {})
+    extra.update(parse_params(opts.params))
+    extra.pop("stream", None)  # acs always streams
+    body.update(extra)
     return body
 
 
@@ -209,17 +224,19 @@ def complete(opts: CompleteOptions, term: Terminal) -> int:
     from acs_cli.api import Api
     from acs_cli.settings import load_settings
 
-    settings = load_settings(api_base=opts.base_url, model=opts.model, timeout=opts.timeout)
+    settings = load_settings(api_base=opts.base_url, model=opts.model, timeout=opts.timeout, profile=opts.profile)
+    for warning in settings.warnings:
+        term.message(warning, "warn")
     with Api(settings, retries=opts.retries, warn=lambda text: term.message(text, "warn")) as api:
         if opts.raw:
             model = settings.model or api.pick_model()
-            return _complete_raw(api, build_body(model, prompt, opts.request), opts, term)
+            return _complete_raw(api, build_body(model, prompt, opts.request, settings), opts, term)
         sink = _text_sink(term, opts)
         sink.start()
         stream = CompletionStream()
         try:
             model = settings.model or api.pick_model()
-            body = build_body(model, prompt, opts.request)
+            body = build_body(model, prompt, opts.request, settings)
             response = api.open_completion(body)
             try:
                 verdict = _pump_response(response, stream, sink, settings.timeout)
@@ -387,11 +404,15 @@ def _complete_raw(api: Any, body: dict[str, Any], opts: CompleteOptions, term: T
 # ---------------------------------------------------------------------------------------- models
 
 
-def list_models(base_url: str | None, timeout: str | None, retries: int, as_json: bool, term: Terminal) -> int:
+def list_models(
+    base_url: str | None, timeout: str | None, retries: int, as_json: bool, term: Terminal, profile: str | None = None
+) -> int:
     from acs_cli.api import Api
     from acs_cli.settings import load_settings
 
-    settings = load_settings(api_base=base_url, timeout=timeout)
+    settings = load_settings(api_base=base_url, timeout=timeout, profile=profile)
+    for warning in settings.warnings:
+        term.message(warning, "warn")
     with Api(settings, retries=retries, warn=lambda text: term.message(text, "warn")) as api:
         if as_json:
             payload = api.get_json("models")
@@ -421,6 +442,46 @@ def list_models(base_url: str | None, timeout: str | None, retries: int, as_json
     Console(file=sys.stdout, no_color=not term.colour, highlight=False).print(table)
     if not models:
         term.message(f"the server at {settings.api_base} lists no models", "dim")
+    return int(ExitStatus.OK)
+
+
+# ---------------------------------------------------------------------------------------- config
+
+
+def config_show(term: Terminal, **flags: Any) -> int:
+    """Every effective setting with its source; the key shows its last 4 characters at most."""
+    from acs_cli.config import config_path, redact_key
+    from acs_cli.settings import FIELDS, validated_settings
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings = validated_settings(given)
+    for warning in settings.warnings:
+        term.message(warning, "warn")
+    path = settings.config_file or f"{config_path()} (none)"
+    rows: list[tuple[str, str, str]] = [("config file", path, "")]
+    for name in FIELDS:
+        if name in ("api_key_file", "api_key_command"):
+            continue
+        if name == "api_key":
+            value = redact_key(settings.api_key.get_secret_value()) if settings.api_key is not None else "(not set)"
+        else:
+            value = getattr(settings, name)
+            if value is None or value == () or value == {}:
+                value = "(not set)"
+            elif isinstance(value, tuple | list | dict):
+                value = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+        source = settings.sources.get(name, "default")
+        if source == "env":
+            source = f"env ACS_{name.upper()}"
+        elif source == "flag":
+            source = f"flag --{name.replace('_', '-')}"
+        elif source == "file":
+            source = "file defaults"
+        rows.append((name, str(value), source))
+    width = max(len(r[0]) for r in rows)
+    text = "".join(f"{n:<{width}}  {v}" + (f"  ({src})" if src else "") + "\n" for n, v, src in rows)
+    term.stdout.write(make_visible(text).encode())
+    term.stdout.flush()
     return int(ExitStatus.OK)
 
 

@@ -1,28 +1,33 @@
-"""Configuration: ACS_* environment variables owned by pydantic-settings, overridden by flags.
+"""Configuration: flags > ACS_* environment > the selected profile > the config file's defaults >
+built-in defaults, each layer a pydantic-settings source.
 
-The API key is a secret: it is read from the environment only (never from argv) and its value is
-never shown in a repr, an error or a traceback.
+The API key is a secret: it comes from ACS_API_KEY, or from the config file's api_key_file or
+api_key_command (a plain api_key there only draws a warning when others can read the file); never
+from argv, and its value is never shown in a repr, an error or a traceback.
 
 `Settings` (pydantic-settings) is the definition and the validator of record. Importing pydantic
 costs ~0.13 s, half of a short completion's wall time, so `load_settings` first resolves the
-common case itself: every value present is plainly valid by the same rules (`check_base_url`, a
-positive number of seconds). Anything else goes to `Settings`, whose answer (or error) stands;
-tests/test_settings.py checks that both agree on every case.
+common case itself: no config file, no profile, and every value present plainly valid by the same
+rules (`check_base_url`, a positive number of seconds). Anything else goes to `Settings`, whose
+answer (or error) stands; tests/test_settings.py checks that both agree on every case.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from acs_cli.config import REQUEST_KEYS, ConfigFile, config_path, read_config, read_key, select_profile
 from acs_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
 DEFAULT_API_BASE = "http://localhost:8000/v1"
+DEFAULT_MAX_TOKENS = 256
 
 # where each setting comes from, for error messages: field -> (environment variable, flag)
 _SOURCES = {
@@ -30,11 +35,14 @@ _SOURCES = {
     "model": ("ACS_MODEL", "--model"),
     "timeout": ("ACS_TIMEOUT", "--timeout"),
     "api_key": ("ACS_API_KEY", None),
+    "profile": ("ACS_PROFILE", "--profile"),
 }
 _HINT_KEY = "set ACS_API_KEY to the key alone, on one line"
 
 
-FIELDS = ("api_base", "api_key", "model", "timeout")  # the fields of Settings, in order
+# the fields of Settings, in order
+FIELDS = ("api_base", "api_key", "api_key_file", "api_key_command", "model", "timeout", "profile", *REQUEST_KEYS)
+_BASIC = ("acs_api_base", "acs_api_key", "acs_model", "acs_timeout")  # what the shortcut resolves
 DEFAULT_TIMEOUT = 600.0
 
 
@@ -58,8 +66,31 @@ def _build_model() -> type[Any]:
 
         api_base: str = DEFAULT_API_BASE
         api_key: SecretStr | None = None
+        api_key_file: str | None = None
+        api_key_command: str | None = None
         model: str | None = None
         timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, allow_inf_nan=False)
+        profile: str | None = None
+        max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=0)
+        temperature: float | None = None
+        top_p: float | None = None
+        stop: list[str] = Field(default_factory=list)
+        seed: int | None = None
+        presence_penalty: float | None = None
+        frequency_penalty: float | None = None
+        params: dict[str, Any] = Field(default_factory=dict)
+
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: Any, init_settings: Any, env_settings: Any, dotenv_settings: Any, file_secret_settings: Any
+        ) -> tuple[Any, ...]:
+            layers = _LAYERS.get()
+            return (
+                init_settings,
+                env_settings,
+                _TableSource(settings_cls, layers[0]),
+                _TableSource(settings_cls, layers[1]),
+            )
 
         @field_validator("api_base")
         @classmethod
@@ -78,7 +109,26 @@ def _build_model() -> type[Any]:
                 raise ValueError("it contains a line break or another control character")
             return value
 
+    from pydantic_settings import PydanticBaseSettingsSource
+
+    class _TableSource(PydanticBaseSettingsSource):
+        """One layer of the config file: the selected profile, or the file's top-level defaults."""
+
+        def __init__(self, settings_cls: Any, table: dict[str, Any]) -> None:
+            super().__init__(settings_cls)
+            self.table = table
+
+        def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+            return self.table.get(field_name), field_name, False
+
+        def __call__(self) -> dict[str, Any]:
+            return dict(self.table)
+
     return Settings
+
+
+# the (profile, file defaults) tables the sources of the resolution under way read
+_LAYERS: contextvars.ContextVar[tuple[dict[str, Any], dict[str, Any]]] = contextvars.ContextVar("acs_layers")
 
 
 class Secret:
@@ -104,6 +154,19 @@ class ResolvedSettings:
     api_key: Secret | SecretStr | None
     model: str | None
     timeout: float
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None
+    warnings: tuple[str, ...] = ()
+    # where each value came from: "flag", "env", "profile NAME", "file", "default"
+    sources: dict[str, str] = field(default_factory=dict)
+    config_file: str | None = None
 
 
 def check_base_url(value: str) -> str:
@@ -136,6 +199,10 @@ def _fast(flags: dict[str, Any]) -> ResolvedSettings | None:
     """The common case without pydantic, or None when Settings must decide."""
     # pydantic-settings matches variable names case-insensitively
     env = {k.lower(): v for k, v in os.environ.items() if k[:4].lower() == "acs_"}
+    if any(f"acs_{name}" in env for name in FIELDS if f"acs_{name}" not in _BASIC):
+        return None  # ACS_PROFILE, ACS_MAX_TOKENS, ...: Settings decides
+    if "profile" in flags or config_path().exists():
+        return None
     base = flags.get("api_base", env.get("acs_api_base", DEFAULT_API_BASE))
     try:
         base = check_base_url(base)
@@ -154,7 +221,8 @@ def _fast(flags: dict[str, Any]) -> ResolvedSettings | None:
     if key is not None and not _printable(key):
         return None
     model = flags.get("model", env.get("acs_model")) or None
-    return ResolvedSettings(base, Secret(key) if key is not None else None, model, float(timeout))
+    sources = {name: _layer(name, flags, env, {}, {}) for name in ("api_base", "api_key", "model", "timeout")}
+    return ResolvedSettings(base, Secret(key) if key is not None else None, model, float(timeout), sources=sources)
 
 
 def _printable(text: str) -> bool:
@@ -162,7 +230,7 @@ def _printable(text: str) -> bool:
 
 
 def load_settings(**flags: Any) -> ResolvedSettings:
-    """Environment, then flags on top (only the flags the user gave)."""
+    """Flags (only those the user gave) over the environment over the config file."""
     given = {k: v for k, v in flags.items() if v is not None}
     fast = _fast(given)
     if fast is not None:
@@ -170,28 +238,102 @@ def load_settings(**flags: Any) -> ResolvedSettings:
     return validated_settings(given)
 
 
+def _layer(name: str, flags: dict[str, Any], env: dict[str, str], profile: dict[str, Any], defaults: dict[str, Any], profile_name: str | None = None) -> str:
+    if name in flags:
+        return "flag"
+    if f"acs_{name}" in env and not (name in ("api_key", "model") and env[f"acs_{name}"] == ""):
+        return "env"
+    if name in profile:
+        return f"profile {profile_name}"
+    if name in defaults:
+        return "file"
+    return "default"
+
+
+_RANK = {"flag": 0, "env": 1, "profile": 2, "file": 3, "default": 4}
+
+
 def validated_settings(given: dict[str, Any]) -> ResolvedSettings:
-    """The same through pydantic-settings: its result stands, its errors become ConfigError."""
+    """The full resolution through pydantic-settings: its result stands, its errors become ConfigError."""
     from pydantic import ValidationError
 
+    env = {k.lower(): v for k, v in os.environ.items() if k[:4].lower() == "acs_"}
+    config = read_config()
+    requested = given.get("profile") or env.get("acs_profile") or None
+    profile_name, profile = select_profile(config, requested)
+    defaults = config.defaults if config else {}
+    token = _LAYERS.set((profile, defaults))
     try:
         settings = settings_model()(**given)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else "setting"
-        env, flag = _SOURCES.get(field, (f"ACS_{field.upper()}", None))
-        where = flag if field in given and flag else env
-        reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        shown = ""
-        if field != "api_key":
-            value = given.get(field, error.get("input"))
-            if isinstance(value, str | int | float):
-                shown = f" {str(value)!r}"
-        raise ConfigError(
-            f"invalid {where}{shown}: {reason}",
-            _HINTS.get(field, f"fix {where}"),
-        ) from None
-    return ResolvedSettings(settings.api_base, settings.api_key, settings.model, settings.timeout)
+        raise _config_error(exc, given, env, profile, defaults, profile_name, config) from None
+    finally:
+        _LAYERS.reset(token)
+    sources = {name: _layer(name, given, env, profile, defaults, profile_name) for name in FIELDS}
+    if profile_name:
+        sources["profile"] = "flag" if "profile" in given else ("env" if env.get("acs_profile") else "file")
+    warnings = list(config.warnings) if config else []
+    key = settings.api_key
+    # the key: whichever of api_key, api_key_file, api_key_command comes from the highest layer
+    candidates = [(n, sources[n]) for n in ("api_key", "api_key_file", "api_key_command") if getattr(settings, n)]
+    if candidates:
+        name, layer = min(candidates, key=lambda c: _RANK[c[1].split()[0]])
+        if name == "api_key":
+            sources["api_key"] = layer
+        else:
+            value, more = read_key(layer, getattr(settings, name), kind="file" if name == "api_key_file" else "command")
+            if not _printable(value):
+                raise ConfigError(f"the key from {name} ({layer}) contains a line break or control character", _HINT_KEY)
+            key, sources["api_key"] = Secret(value), f"{layer} ({name})"
+            warnings += more
+    return ResolvedSettings(
+        settings.api_base,
+        key,
+        settings.model,
+        settings.timeout,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        stop=tuple(settings.stop),
+        seed=settings.seed,
+        presence_penalty=settings.presence_penalty,
+        frequency_penalty=settings.frequency_penalty,
+        params=dict(settings.params),
+        profile=profile_name,
+        warnings=tuple(warnings),
+        sources=sources,
+        config_file=str(config.path) if config else None,
+    )
+
+
+def _config_error(
+    exc: Any,
+    given: dict[str, Any],
+    env: dict[str, str],
+    profile: dict[str, Any],
+    defaults: dict[str, Any],
+    profile_name: str | None,
+    config: ConfigFile | None,
+) -> ConfigError:
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else "setting"
+    env_name, flag = _SOURCES.get(name, (f"ACS_{name.upper()}", None))
+    layer = _layer(name, given, env, profile, defaults, profile_name)
+    if layer == "flag":
+        where = flag or f"--{name.replace('_', '-')}"
+    elif layer == "env":
+        where = env_name
+    elif config is not None and layer != "default":
+        where = f"{name} in {config.where(name, profile_name if layer.startswith('profile') else None)}"
+    else:
+        where = name
+    reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    shown = ""
+    if name != "api_key":
+        value = given.get(name, error.get("input"))
+        if isinstance(value, str | int | float):
+            shown = f" {str(value)!r}"
+    return ConfigError(f"invalid {where}{shown}: {reason}", _HINTS.get(name, f"fix {where}"))
 
 
 _HINTS = {

@@ -11,14 +11,14 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "complete completion models replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "complete completion config models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
         complete)
-            case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--timeout|--retries) return ;; esac
+            case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--timeout|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --raw --include -i --base-url --timeout --retries --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --raw --include -i --base-url --timeout --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         completion)
@@ -28,10 +28,15 @@ _acs() {
                 COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"))
             fi
             ;;
-        models)
-            case "$prev" in --base-url|--timeout|--retries) return ;; esac
+        config)
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--json --base-url --timeout --retries --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--help -h" -- "$cur"))
+            fi
+            ;;
+        models)
+            case "$prev" in --base-url|--timeout|--retries|--profile) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--json --base-url --timeout --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         replay)

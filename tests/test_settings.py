@@ -44,6 +44,12 @@ FLAGS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_config_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("ACS_CONFIG", raising=False)
+
+
 def _outcome(fn, *args):
     try:
         s = fn(*args)
