@@ -46,6 +46,10 @@ class RequestOptions:
 class OutputOptions:
     quiet: bool = False
     choice: int | None = None
+    json: bool = False  # one JSON object at the end (acs_cli/jsonout.py)
+    jsonl: bool = False  # one JSON line per event as it arrives
+    stats: bool = False  # time to first token, decode speed and total time on the usage line
+    logprobs_table: bool = False  # each token's probability and alternatives, on stderr
 
 
 @dataclass
@@ -239,7 +243,7 @@ def complete(opts: CompleteOptions, term: Terminal) -> int:
             body = build_body(model, prompt, opts.request, settings)
             response = api.open_completion(body)
             try:
-                verdict = _pump_response(response, stream, sink, settings.timeout)
+                verdict = _pump_response(response, stream, sink, settings.timeout, opts.request.n or 1)
             finally:
                 response.close()  # an unread rest closes the connection: the server stops generating
         except KeyboardInterrupt:
@@ -255,16 +259,12 @@ def complete(opts: CompleteOptions, term: Terminal) -> int:
 def _text_sink(term: Terminal, opts: CompleteOptions) -> PipeSink:
     order = ChoiceOrder(expected=opts.request.n or 1, only=opts.output.choice)
     if term.stdout_tty:
-        colour = term.colour and term.stdout_tty
-        return TerminalSink(term, order, colour)
+        return TerminalSink(term, order, term.stdout_colour)
     return PipeSink(term.stdout, order)
 
 
 def _finish(sink: PipeSink, stream: CompletionStream, term: Terminal, opts: CompleteOptions, interrupted: bool) -> None:
-    try:
-        sink.finish(stream)
-    except BrokenPipeError:
-        raise
+    sink.finish(stream)
     if not opts.output.quiet:
         term.message(usage_line(stream, interrupted=interrupted), "dim")
 
@@ -278,7 +278,9 @@ def _conclude(
     return int(ExitStatus.OK)
 
 
-def _pump_response(response: Any, stream: CompletionStream, sink: PipeSink, timeout: float) -> Exception | None:
+def _pump_response(
+    response: Any, stream: CompletionStream, sink: PipeSink, timeout: float, expected: int = 1
+) -> Exception | None:
     """Feed the response body through the parser into the sink; return the transport's verdict."""
     import httpx
 
@@ -306,7 +308,7 @@ def _pump_response(response: Any, stream: CompletionStream, sink: PipeSink, time
             "the text so far is kept; raise --timeout or ACS_TIMEOUT if the server is just slow",
         )
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        cut = stream.end_of_stream(cut=True)
+        cut = stream.end_of_stream(cut=True, expected=expected)
         if cut is None:
             return None
         return IncompleteStream(

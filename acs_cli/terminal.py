@@ -16,7 +16,8 @@ class Terminal:
     stdin_tty: bool
     stdout_tty: bool
     stderr_tty: bool
-    colour: bool  # styles on stderr (and on stdout when it is a terminal)
+    colour: bool  # styles on stderr
+    stdout_colour: bool  # styles on stdout (only ever when it is a terminal)
     dumb: bool  # TERM=dumb: no cursor movement, so no spinner
 
     @classmethod
@@ -34,6 +35,7 @@ class Terminal:
             stdout_tty=stdout_tty,
             stderr_tty=stderr_tty,
             colour=stderr_tty and not no_colour and not dumb,
+            stdout_colour=stdout_tty and not no_colour and not dumb,
             dumb=dumb,
         )
 
