@@ -195,6 +195,24 @@ def config_path_command() -> None:
 
 
 @app.command()
+def doctor(
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name [env ACS_MODEL; default: the server's only model].")] = None,
+    timeout: Annotated[
+        Optional[str], typer.Option("--timeout", help="Seconds to wait for an answer and between frames [env ACS_TIMEOUT; default 600].", show_default=False)
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens the probe completion asks for.", min=1)] = 16,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
+) -> None:
+    """Check the server step by step (URL, DNS, TCP, TLS, key, model, a streamed probe, buffering proxies)."""
+    from acs_cli import run
+    from acs_cli.doctor import DoctorOptions, doctor as diagnose
+
+    opts = DoctorOptions(base_url=base_url, model=model, timeout=timeout, max_tokens=max_tokens, as_json=json_output)
+    raise typer.Exit(run.run(lambda term: diagnose(opts, term)))
+
+
+@app.command()
 def completion(
     shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")],
 ) -> None:

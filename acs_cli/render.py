@@ -112,6 +112,18 @@ class PipeSink:
     def close(self) -> None:
         pass
 
+    # hooks for the sink that wraps this one with --json, --jsonl, --stats (acs_cli/timing.py);
+    # called once per run, so the plain path pays nothing per frame
+    def sent(self, model: str | None = None) -> None:
+        """The request is about to be sent."""
+
+    def summary(self, stream: CompletionStream) -> str:
+        """Text to add to the usage line."""
+        return ""
+
+    def conclude(self, stream: CompletionStream, error: BaseException | None, interrupted: bool) -> None:
+        """The run is over: with `error` (None on success), or interrupted by Ctrl-C."""
+
     def _layout(self, pieces: list[tuple[int, str]]) -> list[tuple[str, str | None]]:
         """The pieces as (text, kind): kind None for model text, "sep" and "label" around choices."""
         out: list[tuple[str, str | None]] = []

@@ -220,6 +220,7 @@ def build_body(model: str, prompt: str, opts: RequestOptions, defaults: Any = No
 
 
 def complete(opts: CompleteOptions, term: Terminal) -> int:
+    check_output_flags(opts)
     prompt = read_prompt(opts.prompt, opts.escapes, term)
     if opts.escapes:
         opts.request.stop = [decode_escapes(s) for s in opts.request.stop]
@@ -235,12 +236,12 @@ def complete(opts: CompleteOptions, term: Terminal) -> int:
         if opts.raw:
             model = settings.model or api.pick_model()
             return _complete_raw(api, build_body(model, prompt, opts.request, settings), opts, term)
-        sink = _text_sink(term, opts)
+        sink, stream = _output(term, opts)
         sink.start()
-        stream = CompletionStream()
         try:
             model = settings.model or api.pick_model()
             body = build_body(model, prompt, opts.request, settings)
+            sink.sent(model)
             response = api.open_completion(body)
             try:
                 verdict = _pump_response(response, stream, sink, settings.timeout, opts.request.n or 1)
@@ -249,8 +250,9 @@ def complete(opts: CompleteOptions, term: Terminal) -> int:
         except KeyboardInterrupt:
             _finish(sink, stream, term, opts, interrupted=True)
             return int(ExitStatus.INTERRUPTED)
-        except BaseException:
+        except BaseException as exc:
             sink.close()
+            sink.conclude(stream, exc, False)  # --json/--jsonl report a failure before any answer too
             raise
         expected = opts.request.n or 1
         return _conclude(sink, stream, term, opts, verdict or stream.end_of_stream(expected=expected))
@@ -263,16 +265,46 @@ def _text_sink(term: Terminal, opts: CompleteOptions) -> PipeSink:
     return PipeSink(term.stdout, order)
 
 
-def _finish(sink: PipeSink, stream: CompletionStream, term: Terminal, opts: CompleteOptions, interrupted: bool) -> None:
+def check_output_flags(opts: CompleteOptions) -> None:
+    """--json, --jsonl and --raw exclude each other; --logprobs-table alone asks for --logprobs 5."""
+    out = opts.output
+    chosen = [flag for flag, on in (("--json", out.json), ("--jsonl", out.jsonl), ("--raw", opts.raw)) if on]
+    if len(chosen) > 1:
+        raise UsageError(f"{chosen[0]} and {chosen[1]} cannot be used together", "choose one output: the text, --json, --jsonl or --raw")
+    if opts.raw and (out.stats or out.logprobs_table):
+        flag = "--stats" if out.stats else "--logprobs-table"
+        raise UsageError(
+            f"{flag} cannot be used with --raw, which prints the wire only",
+            f"drop --raw, or capture and replay: acs complete --raw … > FILE && acs replay FILE {flag}",
+        )
+    if out.logprobs_table and opts.request.logprobs is None:
+        opts.request.logprobs = 5
+
+
+def _output(term: Terminal, opts: CompleteOptions) -> tuple[PipeSink, CompletionStream]:
+    """The sink and the stream: the plain ones unless --json, --jsonl, --stats or the logprobs view
+    asks for more (acs_cli/timing.py), so the default path does no extra work per frame."""
+    out = opts.output
+    if out.json or out.jsonl or out.stats or out.logprobs_table or (opts.request.logprobs is not None and term.stdout_colour):
+        from acs_cli.timing import extended_output
+
+        return extended_output(term, opts)  # type: ignore[return-value]
+    return _text_sink(term, opts), CompletionStream()
+
+
+def _finish(
+    sink: PipeSink, stream: CompletionStream, term: Terminal, opts: CompleteOptions, interrupted: bool, error: Exception | None = None
+) -> None:
     sink.finish(stream)
     if not opts.output.quiet:
-        term.message(usage_line(stream, interrupted=interrupted), "dim")
+        term.message(usage_line(stream, interrupted=interrupted) + sink.summary(stream), "dim")
+    sink.conclude(stream, error, interrupted)
 
 
 def _conclude(
     sink: PipeSink, stream: CompletionStream, term: Terminal, opts: CompleteOptions, verdict: Exception | None
 ) -> int:
-    _finish(sink, stream, term, opts, interrupted=False)
+    _finish(sink, stream, term, opts, interrupted=False, error=verdict)
     if verdict is not None:
         raise verdict
     return int(ExitStatus.OK)
@@ -534,19 +566,21 @@ def frames_of(body: bytes) -> Iterator[bytes]:
 
 
 def replay(source: str | None, delay: float | None, opts: CompleteOptions, term: Terminal) -> int:
+    check_output_flags(opts)
     data = read_capture(source, term)
     if delay is None:
         delay = 0.04 if source is None else 0.0  # the bundled sample is paced like a real model
     status, head, body = split_capture(data)
+    sink, stream = _output(term, opts)
     if status is not None and not 200 <= status < 300:
         from acs_cli.api import error_fields
 
         message, _ = error_fields(body)
-        raise HTTPStatusError(
+        error = HTTPStatusError(
             status, f"the capture holds an HTTP {status} answer: {message or 'no message'}", "this capture is an error response, not a stream"
         )
-    sink = _text_sink(term, opts)
-    stream = CompletionStream()
+        sink.conclude(stream, error, False)
+        raise error
     sink.start()
     chunks: Iterable[bytes] = _paced(frames_of(body), delay) if delay > 0 else [body]
     try:
