@@ -66,6 +66,11 @@ Profile = Annotated[
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No usage line on stderr.")]
 Choice = Annotated[Optional[int], typer.Option("--choice", help="With several choices, print only this index.", min=0)]
+JsonOutput = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object at the end (choices, usage, timings, error) and nothing else on stdout.")
+]
+JsonLines = Annotated[bool, typer.Option("--jsonl", help="Print one JSON line per event as it arrives (delta, finish, usage, error, done).")]
+Stats = Annotated[bool, typer.Option("--stats", help="Add time to first token, tokens/s and total time to the usage line.")]
 
 
 @app.command(epilog=COMPLETE_EPILOG)
@@ -94,6 +99,12 @@ def complete(
     no_usage: Annotated[bool, typer.Option("--no-usage", help="Do not ask for the usage chunk (stream_options).")] = False,
     quiet: Quiet = False,
     choice: Choice = None,
+    json_output: JsonOutput = False,
+    jsonl_output: JsonLines = False,
+    stats: Stats = False,
+    logprobs_table: Annotated[
+        bool, typer.Option("--logprobs-table", help="After the text, each token's probability and top alternatives, on stderr (implies --logprobs 5).")
+    ] = False,
     raw: Annotated[bool, typer.Option("--raw", help="Print the response body exactly as received, like curl -N.")] = False,
     include: Annotated[bool, typer.Option("--include", "-i", help="With --raw, print the status line and headers first.")] = False,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
@@ -130,13 +141,16 @@ def complete(
             params=param or [],
             usage=not no_usage,
         ),
-        output=run.OutputOptions(quiet=quiet, choice=choice),
+        output=run.OutputOptions(
+            quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table
+        ),
     )
     raise typer.Exit(run.run(lambda term: run.complete(opts, term), usage=ctx.get_usage()))
 
 
 @app.command(epilog=REPLAY_EPILOG)
 def replay(
+    ctx: typer.Context,
     file: Annotated[
         Optional[str],
         typer.Argument(help="A capture made with `acs complete --raw`; `-` reads stdin; none replays a bundled sample.", show_default=False),
@@ -145,14 +159,16 @@ def replay(
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Choices the capture holds.", min=1)] = None,
     quiet: Quiet = False,
     choice: Choice = None,
+    json_output: JsonOutput = False,
+    jsonl_output: JsonLines = False,
+    stats: Stats = False,
 ) -> None:
     """Replay a --raw capture through the same parser and renderer as a live stream."""
     from acs_cli import run
 
-    opts = run.CompleteOptions(
-        prompt=None, request=run.RequestOptions(n=n), output=run.OutputOptions(quiet=quiet, choice=choice)
-    )
-    raise typer.Exit(run.run(lambda term: run.replay(file, delay, opts, term)))
+    output = run.OutputOptions(quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats)
+    opts = run.CompleteOptions(prompt=None, request=run.RequestOptions(n=n), output=output)
+    raise typer.Exit(run.run(lambda term: run.replay(file, delay, opts, term), usage=ctx.get_usage()))
 
 
 @app.command()
@@ -203,12 +219,13 @@ def doctor(
     ] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens the probe completion asks for.", min=1)] = 16,
     json_output: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
+    profile: Profile = None,
 ) -> None:
     """Check the server step by step (URL, DNS, TCP, TLS, key, model, a streamed probe, buffering proxies)."""
     from acs_cli import run
     from acs_cli.doctor import DoctorOptions, doctor as diagnose
 
-    opts = DoctorOptions(base_url=base_url, model=model, timeout=timeout, max_tokens=max_tokens, as_json=json_output)
+    opts = DoctorOptions(base_url=base_url, model=model, timeout=timeout, max_tokens=max_tokens, as_json=json_output, profile=profile)
     raise typer.Exit(run.run(lambda term: diagnose(opts, term)))
 
 

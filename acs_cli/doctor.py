@@ -77,6 +77,7 @@ class DoctorOptions:
     timeout: str | None = None
     max_tokens: int = 16
     as_json: bool = False
+    profile: str | None = None
 
 
 @dataclass
@@ -242,7 +243,7 @@ def _check_settings(opts: DoctorOptions, report: Report) -> Any:
     raw_base = opts.base_url or _env("ACS_API_BASE") or DEFAULT_API_BASE
     report.base_url = raw_base
     try:
-        settings = load_settings(api_base=opts.base_url, model=opts.model, timeout=opts.timeout)
+        settings = load_settings(api_base=opts.base_url, model=opts.model, timeout=opts.timeout, profile=opts.profile)
     except ConfigError as exc:
         about_base = "ACS_API_BASE" in exc.message or "--base-url" in exc.message
         report.fail("base URL" if about_base else "settings", exc)

@@ -90,17 +90,17 @@ def run(command: Callable[[Terminal], int], usage: str | None = None) -> int:
 
 
 def report(term: Terminal, exc: AcsError) -> None:
-    term.message(f"acs: error: {make_visible(redact(exc.message))}", "error")
+    message = " ".join(line.strip() for line in exc.message.splitlines() if line.strip())  # one line
+    term.message(f"acs: error: {make_visible(redact(message))}", "error")
     if exc.hint:
         term.message(f"hint: {redact(exc.hint)}", "hint")
 
 
 def redact(text: str) -> str:
     """Whatever an error says, the key's value never reaches the screen."""
-    for name, value in os.environ.items():
-        if name.upper() == "ACS_API_KEY" and len(value.strip()) >= 4:
-            text = text.replace(value, "[ACS_API_KEY]").replace(value.strip(), "[ACS_API_KEY]")
-    return text
+    from acs_cli.errors import redact as redact_secrets
+
+    return redact_secrets(text)
 
 
 def _broken_pipe() -> int:

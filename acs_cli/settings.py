@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.config import REQUEST_KEYS, ConfigFile, config_path, read_config, read_key, select_profile
-from acs_cli.errors import ConfigError
+from acs_cli.errors import ConfigError, remember_secret
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -280,11 +280,13 @@ def validated_settings(given: dict[str, Any]) -> ResolvedSettings:
         name, layer = min(candidates, key=lambda c: _RANK[c[1].split()[0]])
         if name == "api_key":
             sources["api_key"] = layer
+            remember_secret(settings.api_key.get_secret_value())
         else:
             value, more = read_key(layer, getattr(settings, name), kind="file" if name == "api_key_file" else "command")
             if not _printable(value):
                 raise ConfigError(f"the key from {name} ({layer}) contains a line break or control character", _HINT_KEY)
             key, sources["api_key"] = Secret(value), f"{layer} ({name})"
+            remember_secret(value)
             warnings += more
     return ResolvedSettings(
         settings.api_base,

@@ -11,14 +11,14 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "complete completion config models replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "complete completion config doctor models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
         complete)
             case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--timeout|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --raw --include -i --base-url --timeout --retries --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --timeout --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         completion)
@@ -33,6 +33,12 @@ _acs() {
                 COMPREPLY=($(compgen -W "--help -h" -- "$cur"))
             fi
             ;;
+        doctor)
+            case "$prev" in --base-url|--model|-m|--timeout|--max-tokens|--profile) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--base-url --model -m --timeout --max-tokens --json --profile --help -h" -- "$cur"))
+            fi
+            ;;
         models)
             case "$prev" in --base-url|--timeout|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
@@ -42,7 +48,7 @@ _acs() {
         replay)
             case "$prev" in --delay|--n|-n|--choice) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--delay --n -n --quiet -q --choice --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--delay --n -n --quiet -q --choice --json --jsonl --stats --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi
