@@ -175,6 +175,7 @@ class CompletionStream:
         self.choices: dict[int, Choice] = {}
         self.usage: dict[str, Any] | None = None
         self._usage_is_aggregate = False
+        self._choice_usage: dict[Any, dict[str, Any]] = {}
         self.done = False
         self.failure: Exception | None = None
         self.id: str | None = None
@@ -255,12 +256,7 @@ class CompletionStream:
         choices = get("choices")
         usage = get("usage")
         if usage and type(usage) is dict:
-            # the choices:[] frame is the aggregate; per-chunk figures (continuous usage stats) are
-            # per choice, so they never replace it and are never summed
-            aggregate = not choices
-            if aggregate or not self._usage_is_aggregate:
-                self.usage = usage
-                self._usage_is_aggregate = aggregate
+            self._take_usage(usage, choices)
         if self.id is None:
             self.id = get("id")
             self.model = get("model")
@@ -296,6 +292,30 @@ class CompletionStream:
                 state.finish_reason = str(reason)
                 state.stop_reason = c.get("stop_reason")
 
+    def _take_usage(self, usage: dict[str, Any], choices: Any) -> None:
+        # A frame without choices (or with all of them, the old fake stream) carries the request's
+        # aggregate, which wins. Usage on a one-choice frame is that choice's: the latest figure
+        # per choice counts (vLLM's continuous stats are cumulative, so never summed over frames),
+        # and the choices' figures add up (llama-server reports each prompt of a batch apart).
+        if not choices or type(choices) is not list or len(choices) > 1:
+            self.usage = usage
+            self._usage_is_aggregate = True
+            return
+        if self._usage_is_aggregate:
+            return
+        first = choices[0]
+        index = first.get("index", 0) if type(first) is dict else 0
+        self._choice_usage[index] = usage
+        if len(self._choice_usage) == 1:
+            self.usage = usage
+            return
+        total: dict[str, Any] = {}
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            values = [u.get(key) for u in self._choice_usage.values()]
+            if all(type(v) is int for v in values):
+                total[key] = sum(values)  # type: ignore[arg-type]
+        self.usage = total or usage
+
     @staticmethod
     def _add_logprobs(state: Choice, logprobs: Any) -> None:
         if not isinstance(logprobs, dict):
@@ -318,6 +338,14 @@ class CompletionStream:
                 "the text so far is kept; the server aborted the request (overload, shutdown or a client timeout upstream): retry it",
             )
         if self.done:
+            unfinished = [c.index for c in self.ordered() if not c.finished]
+            if unfinished:
+                # servers finish every choice before [DONE]; one that did not was cut short
+                # (llama-cpp-python does this when another request takes its slot)
+                return IncompleteStream(
+                    f"incomplete stream: [DONE] came before choice {unfinished[0]} had a finish reason",
+                    "the text so far is kept on stdout; the server stopped this generation early: retry it",
+                )
             return None
         indexes = set(self.choices) | set(range(expected))
         if self.choices and all(i in self.choices and self.choices[i].finished for i in indexes):
