@@ -61,8 +61,15 @@ def main(
 
 
 # option groups shared by several commands
+BaseUrl = Annotated[Optional[str], typer.Option("--base-url", metavar="URL", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")]
+Model = Annotated[Optional[str], typer.Option("--model", "-m", metavar="NAME", help="Model name [env ACS_MODEL; default: the server's only model].")]
+Timeout = Annotated[
+    Optional[str],
+    typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600].", show_default=False),
+]
+Retries = Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504, before any output.", min=0)]
 Profile = Annotated[
-    Optional[str], typer.Option("--profile", help="Use this profile of the config file [env ACS_PROFILE].", show_default=False)
+    Optional[str], typer.Option("--profile", metavar="NAME", help="Use this profile of the config file [env ACS_PROFILE].", show_default=False)
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No usage line on stderr.")]
 Choice = Annotated[Optional[int], typer.Option("--choice", help="With several choices, print only this index.", min=0)]
@@ -81,7 +88,7 @@ def complete(
         typer.Argument(help="The prompt. `-` or nothing reads stdin; with both, stdin's text comes first.", show_default=False),
     ] = None,
     escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Turn \\n, \\t and \\\\ in PROMPT and --stop into the characters.")] = False,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name [env ACS_MODEL; default: the server's only model].")] = None,
+    model: Model = None,
     max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Most tokens to generate [default 256, or the profile's].", min=0, show_default=False)] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature.")] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling probability mass.")] = None,
@@ -107,11 +114,9 @@ def complete(
     ] = False,
     raw: Annotated[bool, typer.Option("--raw", help="Print the response body exactly as received, like curl -N.")] = False,
     include: Annotated[bool, typer.Option("--include", "-i", help="With --raw, print the status line and headers first.")] = False,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
-    timeout: Annotated[
-        Optional[str], typer.Option("--timeout", help="Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600].", show_default=False)
-    ] = None,
-    retries: Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504, before any output.", min=0)] = 2,
+    base_url: BaseUrl = None,
+    timeout: Timeout = None,
+    retries: Retries = 2,
     profile: Profile = None,
 ) -> None:
     """Stream a completion: live on a terminal, exact text in a pipe, the wire with --raw."""
@@ -174,9 +179,9 @@ def replay(
 @app.command()
 def models(
     json_output: Annotated[bool, typer.Option("--json", help="Print the server's model list as JSON.")] = False,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
-    timeout: Annotated[Optional[str], typer.Option("--timeout", help="Seconds to wait for the answer [env ACS_TIMEOUT; default 600].", show_default=False)] = None,
-    retries: Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504.", min=0)] = 2,
+    base_url: BaseUrl = None,
+    timeout: Timeout = None,
+    retries: Retries = 2,
     profile: Profile = None,
 ) -> None:
     """List the models the server serves (GET /models): a table on a terminal, one id per line when piped."""
@@ -192,9 +197,9 @@ app.add_typer(config_app, name="config")
 @config_app.command("show")
 def config_show(
     profile: Profile = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL, as for `complete`.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name, as for `complete`.")] = None,
-    timeout: Annotated[Optional[str], typer.Option("--timeout", help="Seconds, as for `complete`.", show_default=False)] = None,
+    base_url: BaseUrl = None,
+    model: Model = None,
+    timeout: Timeout = None,
 ) -> None:
     """Print every effective setting and where it came from (the key redacted)."""
     from acs_cli import run
@@ -212,11 +217,9 @@ def config_path_command() -> None:
 
 @app.command()
 def doctor(
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name [env ACS_MODEL; default: the server's only model].")] = None,
-    timeout: Annotated[
-        Optional[str], typer.Option("--timeout", help="Seconds to wait for an answer and between frames [env ACS_TIMEOUT; default 600].", show_default=False)
-    ] = None,
+    base_url: BaseUrl = None,
+    model: Model = None,
+    timeout: Timeout = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens the probe completion asks for.", min=1)] = 16,
     json_output: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
     profile: Profile = None,

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from acs_cli.errors import AcsError, ConfigError, ExitStatus, IncompleteStream
+from acs_cli.run import prepend, redact, sniff_body
 from acs_cli.terminal import Terminal
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -517,7 +518,7 @@ def _probe(report: Report, api: Any, model: str, max_tokens: int, timeout: float
     try:
         if probe.media != "text/event-stream":
             first = next(chunks, b"")
-            kind = _sniff(probe.media, first)
+            kind = sniff_body(probe.media, first)
             head = shorten(first[:120].decode("utf-8", "replace"), 120)
             if kind == "other":
                 report.add(
@@ -545,7 +546,7 @@ def _probe(report: Report, api: Any, model: str, max_tokens: int, timeout: float
                     probe.head_seconds,
                 )
         if not probe.document:
-            _read_stream(probe, stream, parser, _chain(first, chunks), start, clock)
+            _read_stream(probe, stream, parser, prepend(first, chunks), start, clock)
     except httpx.TimeoutException:
         probe.timed_out = True
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
@@ -811,7 +812,6 @@ def render(report: Report, colour: bool) -> str:
 def _clean(check: Check, secret: str | None = None) -> Check:
     """Server-sent text made visible, and the key's value never shown."""
     from acs_cli.render import make_visible
-    from acs_cli.run import redact
 
     def tidy(text: str | None) -> str | None:
         if text is None:
@@ -887,23 +887,6 @@ def _name(rdns: Any) -> str:
     short = {"commonName": "CN", "organizationName": "O"}
     parts = [f"{abbr}={fields[key]}" for key, abbr in short.items() if key in fields]
     return ", ".join(parts)
-
-
-def _sniff(media: str, first: bytes) -> str:
-    if media == "application/json" or media.endswith("+json"):
-        return "json"
-    head = first.lstrip(b"\xef\xbb\xbf \t\r\n")[:6]
-    if head.startswith(b"{"):
-        return "json"
-    if not head or head.startswith((b"data", b":", b"event", b"id", b"retry")):
-        return "sse"
-    return "other"
-
-
-def _chain(first: bytes, rest: Any) -> Any:
-    if first:
-        yield first
-    yield from rest
 
 
 def _bounded(chunks: Any, limit: int) -> Any:

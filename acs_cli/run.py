@@ -321,7 +321,7 @@ def _pump_response(
     try:
         if media != "text/event-stream":
             first = next(chunks, b"")
-            kind = _sniff(media, first)
+            kind = sniff_body(media, first)
             if kind == "json":
                 body = first + b"".join(chunks)
                 _feed_document(body, stream, sink)
@@ -331,7 +331,7 @@ def _pump_response(
                     f"the server answered 200 with {media or 'no content type'}, not an event stream: {shorten(first[:200].decode('utf-8', 'replace'))}",
                     "check that ACS_API_BASE points at an OpenAI-compatible server, not a web page or a proxy login",
                 )
-            chunks = _prepend(first, chunks)
+            chunks = prepend(first, chunks)
         pump(chunks, stream, sink)
     except httpx.TimeoutException:
         phase = "between two frames" if stream.frames else "waiting for the first token"
@@ -362,7 +362,8 @@ def pump(chunks: Iterable[bytes], stream: CompletionStream, sink: PipeSink) -> N
     parser.close()
 
 
-def _sniff(media: str, first: bytes) -> str:
+def sniff_body(media: str, first: bytes) -> str:
+    """What a 200 body holds, from its media type and first bytes: json, sse or other."""
     if media == "application/json" or media.endswith("+json"):
         return "json"
     head = first.lstrip(b"\xef\xbb\xbf \t\r\n")[:6]
@@ -373,7 +374,8 @@ def _sniff(media: str, first: bytes) -> str:
     return "other"
 
 
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The first read put back in front of the rest."""
     if first:
         yield first
     yield from rest
@@ -584,7 +586,7 @@ def replay(source: str | None, delay: float | None, opts: CompleteOptions, term:
     sink.start()
     chunks: Iterable[bytes] = _paced(frames_of(body), delay) if delay > 0 else [body]
     try:
-        if (head and b"application/json" in head.lower()) or _sniff("", body[:64]) == "json":
+        if (head and b"application/json" in head.lower()) or sniff_body("", body[:64]) == "json":
             _feed_document(body, stream, sink)
         else:
             pump(chunks, stream, sink)
