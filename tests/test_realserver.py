@@ -309,3 +309,18 @@ def test_prompt_longer_than_the_context(realserver: RunningServer) -> None:
         message, _hint = assert_failure(r, 10)
         assert "incomplete" in message
     assert r.stdout == ""
+
+
+def test_doctor_passes(realserver: RunningServer) -> None:
+    """`acs doctor` against each real server: no check fails (llama-cpp-python sends no usage:
+    that is a warning, not a failure), and the checklist names the model it found."""
+    r = run_acs(["doctor", "--json"], env=env_at(realserver.base_url), timeout=ACS_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] is True
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert "fail" not in statuses.values(), statuses
+    assert statuses.get("usage") == ("warn" if realserver.kind == LLAMA_CPP_PYTHON else "pass"), statuses
+    assert realserver.model in json.dumps(report)
+    text = run_acs(["doctor"], env=env_at(realserver.base_url), timeout=ACS_TIMEOUT)
+    assert text.returncode == 0 and "Traceback" not in text.stderr
