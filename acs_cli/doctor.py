@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from acs_cli.errors import AcsError, ConfigError, ExitStatus, IncompleteStream
-from acs_cli.run import prepend, redact, sniff_body
+from acs_cli.run import parse_document, prepend, redact, sniff_body
 from acs_cli.terminal import Terminal
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -535,7 +535,7 @@ def _probe(report: Report, api: Any, model: str, max_tokens: int, timeout: float
                 probe.document = True
                 rest = first + b"".join(_bounded(chunks, 1 << 20))
                 probe.last_time = clock() - start
-                _read_document(rest, stream)
+                parse_document(rest, stream)
             else:
                 report.add(
                     "completion",
@@ -596,21 +596,6 @@ def _read_stream(probe: Probe, stream: Any, parser: Any, chunks: Any, start: flo
             probe.text_reads += 1
         if stream.done or stream.failure is not None:
             return
-
-
-def _read_document(body: bytes, stream: Any) -> None:
-    from acs_cli.errors import ProtocolError
-    from acs_cli.sse import shorten
-
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        stream.failure = ProtocolError(
-            f"the server answered 200 with a body that is neither an event stream nor JSON: {shorten(body[:200].decode('utf-8', 'replace'))}",
-            "check that ACS_API_BASE points at an OpenAI-compatible server",
-        )
-        return
-    stream.feed_document(payload)
 
 
 def _judge_stream(report: Report, probe: Probe, stream: Any, timeout: float) -> None:

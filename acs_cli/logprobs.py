@@ -142,12 +142,7 @@ class LogprobTerminalSink(TerminalSink):
                 out.append(text, style="bold cyan")
             elif self.wrote or out:
                 out.append(text)
-        if not out:
-            return
-        self.console.print(out, end="")
-        self.console.file.flush()
-        self.wrote = True
-        self.ends_with_newline = out.plain.endswith("\n")
+        self._print(out)
 
 
 def legend(term: Terminal) -> None:

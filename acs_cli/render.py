@@ -254,6 +254,10 @@ class TerminalSink(PipeSink):
             elif self.wrote or out:
                 out.append(text)
         self._append_visible(out, run)
+        self._print(out)
+
+    def _print(self, out: Any) -> None:
+        """One Rich print and one flush for everything one read brought."""
         if not out:
             return
         self.console.print(out, end="")

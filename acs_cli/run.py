@@ -381,7 +381,8 @@ def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _feed_document(body: bytes, stream: CompletionStream, sink: PipeSink) -> None:
+def parse_document(body: bytes, stream: CompletionStream) -> list[tuple[int, str]]:
+    """A whole JSON body (a 200 answer that is not a stream) into the stream's state."""
     try:
         payload = json.loads(body)
     except ValueError:
@@ -389,8 +390,14 @@ def _feed_document(body: bytes, stream: CompletionStream, sink: PipeSink) -> Non
             f"the server answered 200 with a body that is neither an event stream nor JSON: {shorten(body[:200].decode('utf-8', 'replace'))}",
             "check that ACS_API_BASE points at an OpenAI-compatible server",
         )
-        return
-    sink.write(stream.feed_document(payload), stream)
+        return []
+    return stream.feed_document(payload)
+
+
+def _feed_document(body: bytes, stream: CompletionStream, sink: PipeSink) -> None:
+    deltas = parse_document(body, stream)
+    if stream.failure is None:
+        sink.write(deltas, stream)
 
 
 def _complete_raw(api: Any, body: dict[str, Any], opts: CompleteOptions, term: Terminal) -> int:
