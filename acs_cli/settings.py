@@ -7,9 +7,10 @@ from argv, and its value is never shown in a repr, an error or a traceback.
 
 `Settings` (pydantic-settings) is the definition and the validator of record. Importing pydantic
 costs ~0.13 s, half of a short completion's wall time, so `load_settings` first resolves the
-common case itself: no config file, no profile, and every value present plainly valid by the same
-rules (`check_base_url`, a positive number of seconds). Anything else goes to `Settings`, whose
-answer (or error) stands; tests/test_settings.py checks that both agree on every case.
+common case itself: the same layers (the config file read the same way), every value present
+plainly valid as it stands by the same rules (`check_base_url`, a positive number of seconds,
+numbers that are numbers). Anything else goes to `Settings`, whose answer (or error) stands;
+tests/test_settings.py checks that both agree on every case, with and without a config file.
 """
 
 from __future__ import annotations
@@ -196,33 +197,82 @@ _PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
 
 def _fast(flags: dict[str, Any]) -> ResolvedSettings | None:
-    """The common case without pydantic, or None when Settings must decide."""
+    """The common case without pydantic, or None when Settings must decide.
+
+    It takes the same layers as Settings (flags, environment, the profile, the file's defaults)
+    but only values that are plainly valid as they stand; anything else is left to pydantic.
+    """
     # pydantic-settings matches variable names case-insensitively
     env = {k.lower(): v for k, v in os.environ.items() if k[:4].lower() == "acs_"}
     if any(f"acs_{name}" in env for name in FIELDS if f"acs_{name}" not in _BASIC):
         return None  # ACS_PROFILE, ACS_MAX_TOKENS, ...: Settings decides
-    if "profile" in flags or config_path().exists():
+    if "profile" in flags:
         return None
-    base = flags.get("api_base", env.get("acs_api_base", DEFAULT_API_BASE))
+    config = read_config() if config_path().exists() else None
+    profile_name, profile = select_profile(config, None)
+    defaults = config.defaults if config else {}
+
+    def layered(name: str, default: Any = None) -> Any:
+        if name in flags:
+            return flags[name]
+        if f"acs_{name}" in env:
+            return env[f"acs_{name}"]
+        return profile.get(name, defaults.get(name, default))
+
+    values: dict[str, Any] = {}
     try:
-        base = check_base_url(base)
+        values["api_base"] = check_base_url(_plain(layered("api_base", DEFAULT_API_BASE), str))
     except ValueError:
         return None
-    timeout = flags.get("timeout", env.get("acs_timeout"))
-    if timeout is None:
-        timeout = DEFAULT_TIMEOUT
-    elif isinstance(timeout, str):
+    timeout = layered("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, str):
         if not _PLAIN_NUMBER.fullmatch(timeout):
             return None
         timeout = float(timeout)
-    if not isinstance(timeout, int | float) or not timeout > 0 or timeout == float("inf"):
+    if _plain(timeout, int, float) is None or not 0 < timeout < float("inf"):
         return None
-    key = env.get("acs_api_key") or None
-    if key is not None and not _printable(key):
+    values["timeout"] = float(timeout)
+    for name, kinds in _FILE_TYPES.items():
+        value = layered(name)
+        if value is not None and _plain(value, *kinds) is None:
+            return None
+        values[name] = value
+    if values["max_tokens"] is None:
+        values["max_tokens"] = DEFAULT_MAX_TOKENS
+    elif values["max_tokens"] < 0:
         return None
-    model = flags.get("model", env.get("acs_model")) or None
-    sources = {name: _layer(name, flags, env, {}, {}) for name in ("api_base", "api_key", "model", "timeout")}
-    return ResolvedSettings(base, Secret(key) if key is not None else None, model, float(timeout), sources=sources)
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        if values[name] is not None:
+            values[name] = float(values[name])
+    if values["stop"] is not None and not all(type(item) is str for item in values["stop"]):
+        return None
+    key = layered("api_key")
+    if key is not None and (not isinstance(key, str) or not _printable(key)):
+        return None
+    values["api_key"] = key or None
+    values["model"] = values["model"] or None
+    return _resolved(values, flags, env, config, profile_name, profile, defaults)
+
+
+# the types a plainly valid value of each config-file setting has (bool is not a number here)
+_FILE_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "api_key_file": (str,),
+    "api_key_command": (str,),
+    "max_tokens": (int,),
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "presence_penalty": (int, float),
+    "frequency_penalty": (int, float),
+    "seed": (int,),
+    "stop": (list,),
+    "params": (dict,),
+}
+
+
+def _plain(value: Any, *kinds: type) -> Any:
+    """The value when its type is one of kinds (never bool), else None."""
+    return value if type(value) in kinds else None
 
 
 def _printable(text: str) -> bool:
@@ -269,38 +319,55 @@ def validated_settings(given: dict[str, Any]) -> ResolvedSettings:
         raise _config_error(exc, given, env, profile, defaults, profile_name, config) from None
     finally:
         _LAYERS.reset(token)
+    values = {name: getattr(settings, name) for name in FIELDS}
+    key = settings.api_key
+    values["api_key"] = key.get_secret_value() if key is not None else None
+    return _resolved(values, given, env, config, profile_name, profile, defaults)
+
+
+def _resolved(
+    values: dict[str, Any],
+    given: dict[str, Any],
+    env: dict[str, str],
+    config: ConfigFile | None,
+    profile_name: str | None,
+    profile: dict[str, Any],
+    defaults: dict[str, Any],
+) -> ResolvedSettings:
+    """Validated values (from either path) to settings: their sources, the key, the warnings."""
     sources = {name: _layer(name, given, env, profile, defaults, profile_name) for name in FIELDS}
     if profile_name:
         sources["profile"] = "flag" if "profile" in given else ("env" if env.get("acs_profile") else "file")
     warnings = list(config.warnings) if config else []
-    key = settings.api_key
+    key: Secret | None = None
     # the key: whichever of api_key, api_key_file, api_key_command comes from the highest layer
-    candidates = [(n, sources[n]) for n in ("api_key", "api_key_file", "api_key_command") if getattr(settings, n)]
+    candidates = [(n, sources[n]) for n in ("api_key", "api_key_file", "api_key_command") if values.get(n)]
     if candidates:
         name, layer = min(candidates, key=lambda c: _RANK[c[1].split()[0]])
         if name == "api_key":
+            value = values["api_key"]
             sources["api_key"] = layer
-            remember_secret(settings.api_key.get_secret_value())
         else:
-            value, more = read_key(layer, getattr(settings, name), kind="file" if name == "api_key_file" else "command")
+            value, more = read_key(layer, values[name], kind="file" if name == "api_key_file" else "command")
             if not _printable(value):
                 raise ConfigError(f"the key from {name} ({layer}) contains a line break or control character", _HINT_KEY)
-            key, sources["api_key"] = Secret(value), f"{layer} ({name})"
-            remember_secret(value)
+            sources["api_key"] = f"{layer} ({name})"
             warnings += more
+        key = Secret(value)
+        remember_secret(value)
     return ResolvedSettings(
-        settings.api_base,
+        values["api_base"],
         key,
-        settings.model,
-        settings.timeout,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        stop=tuple(settings.stop),
-        seed=settings.seed,
-        presence_penalty=settings.presence_penalty,
-        frequency_penalty=settings.frequency_penalty,
-        params=dict(settings.params),
+        values["model"],
+        values["timeout"],
+        max_tokens=values["max_tokens"],
+        temperature=values["temperature"],
+        top_p=values["top_p"],
+        stop=tuple(values["stop"] or ()),
+        seed=values["seed"],
+        presence_penalty=values["presence_penalty"],
+        frequency_penalty=values["frequency_penalty"],
+        params=dict(values["params"] or {}),
         profile=profile_name,
         warnings=tuple(warnings),
         sources=sources,
