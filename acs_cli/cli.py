@@ -67,12 +67,12 @@ Timeout = Annotated[
     Optional[str],
     typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600].", show_default=False),
 ]
-Retries = Annotated[int, typer.Option("--retries", help="Retries on connection failure or 429/502/503/504, before any output.", min=0)]
+Retries = Annotated[int, typer.Option("--retries", metavar="N", help="Retries on connection failure or 429/502/503/504, before any output.", min=0)]
 Profile = Annotated[
     Optional[str], typer.Option("--profile", metavar="NAME", help="Use this profile of the config file [env ACS_PROFILE].", show_default=False)
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No usage line on stderr.")]
-Choice = Annotated[Optional[int], typer.Option("--choice", help="With several choices, print only this index.", min=0)]
+Choice = Annotated[Optional[int], typer.Option("--choice", metavar="INDEX", help="With several choices, print only this index.", min=0)]
 JsonOutput = Annotated[
     bool, typer.Option("--json", help="Print one JSON object at the end (choices, usage, timings, error) and nothing else on stdout.")
 ]
@@ -89,19 +89,19 @@ def complete(
     ] = None,
     escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Turn \\n, \\t and \\\\ in PROMPT and --stop into the characters.")] = False,
     model: Model = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Most tokens to generate [default 256, or the profile's].", min=0, show_default=False)] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature.")] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling probability mass.")] = None,
-    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop string (repeatable).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Sampling seed, for reproducible output.")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", "-n", help="Number of choices to generate.", min=1)] = None,
-    logprobs: Annotated[Optional[int], typer.Option("--logprobs", help="Return the top N log probabilities per token.", min=0)] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", help="Most tokens to generate [default 256, or the profile's].", min=0, show_default=False)] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", help="Sampling temperature.")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", metavar="P", help="Nucleus sampling probability mass.")] = None,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop string (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", metavar="SEED", help="Sampling seed, for reproducible output.")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", metavar="N", help="Number of choices to generate.", min=1)] = None,
+    logprobs: Annotated[Optional[int], typer.Option("--logprobs", metavar="N", help="Return the top N log probabilities per token.", min=0)] = None,
     echo: Annotated[bool, typer.Option("--echo", help="Include the prompt in the completion.")] = False,
-    presence_penalty: Annotated[Optional[float], typer.Option("--presence-penalty", help="Penalty for tokens already present.")] = None,
-    frequency_penalty: Annotated[Optional[float], typer.Option("--frequency-penalty", help="Penalty by token frequency.")] = None,
+    presence_penalty: Annotated[Optional[float], typer.Option("--presence-penalty", metavar="X", help="Penalty for tokens already present.")] = None,
+    frequency_penalty: Annotated[Optional[float], typer.Option("--frequency-penalty", metavar="X", help="Penalty by token frequency.")] = None,
     param: Annotated[
         Optional[list[str]],
-        typer.Option("--param", "-p", help="Extra request field KEY=VALUE (repeatable); VALUE is JSON when it parses, e.g. top_k=40."),
+        typer.Option("--param", "-p", metavar="KEY=VALUE", help="Extra request field KEY=VALUE (repeatable); VALUE is JSON when it parses, e.g. top_k=40."),
     ] = None,
     no_usage: Annotated[bool, typer.Option("--no-usage", help="Do not ask for the usage chunk (stream_options).")] = False,
     quiet: Quiet = False,
@@ -160,8 +160,8 @@ def replay(
         Optional[str],
         typer.Argument(help="A capture made with `acs complete --raw`; `-` reads stdin; none replays a bundled sample.", show_default=False),
     ] = None,
-    delay: Annotated[Optional[float], typer.Option("--delay", help="Seconds between frames [default 0; 0.04 for the sample].", min=0)] = None,
-    n: Annotated[Optional[int], typer.Option("--n", "-n", help="Choices the capture holds.", min=1)] = None,
+    delay: Annotated[Optional[float], typer.Option("--delay", metavar="SECONDS", help="Seconds between frames [default 0; 0.04 for the sample].", min=0)] = None,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", metavar="N", help="Choices the capture holds.", min=1)] = None,
     quiet: Quiet = False,
     choice: Choice = None,
     json_output: JsonOutput = False,
@@ -220,7 +220,7 @@ def doctor(
     base_url: BaseUrl = None,
     model: Model = None,
     timeout: Timeout = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Tokens the probe completion asks for.", min=1)] = 16,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", metavar="N", help="Tokens the probe completion asks for.", min=1)] = 16,
     json_output: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
     profile: Profile = None,
 ) -> None:
