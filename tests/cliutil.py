@@ -106,26 +106,49 @@ def sigint_default_in_children() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class ClosingListener:
-    """A loopback TCP listener that accepts each connection and closes it at once, before any
-    answer (what a crashing server or a resetting proxy looks like). Counts the connections."""
+def read_until_eof(fd: int, on_data) -> None:
+    """Call on_data with every read from fd until EOF (or EIO: a pty whose other side closed)."""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        on_data(data)
 
-    def __init__(self, reset: bool = True) -> None:
+
+def first_arrival(reads: list[tuple[float, bytes]], needle: bytes) -> float | None:
+    """When the (time, bytes) reads, joined in order, first contained needle."""
+    seen = b""
+    for t, d in reads:
+        seen += d
+        if needle in seen:
+            return t
+    return None
+
+
+class LoopbackListener:
+    """A TCP listener on 127.0.0.1 (a free port) whose accept loop runs in a thread and hands each
+    connection to `handle`, inline or, with `threaded = True`, in a thread of its own. Subclasses
+    set what `handle` needs before calling this __init__, since connections may come at once."""
+
+    threaded = False
+    scheme = "http"
+
+    def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(16)
         self._sock.settimeout(0.05)
         self.port = self._sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.accepted = 0
-        self._reset = reset
+        self.base_url = f"{self.scheme}://127.0.0.1:{self.port}/v1"
         self._stop = threading.Event()
+        self._handlers: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        import struct
-
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
@@ -133,28 +156,53 @@ class ClosingListener:
                 continue
             except OSError:
                 return
-            self.accepted += 1
-            try:
-                conn.settimeout(1)
-                try:
-                    conn.recv(65536)  # let the request arrive, then drop it unanswered
-                except OSError:
-                    pass
-                if self._reset:  # RST instead of FIN
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            finally:
-                conn.close()
+            if self.threaded:
+                t = threading.Thread(target=self.handle, args=(conn,), daemon=True)
+                self._handlers.append(t)
+                t.start()
+            else:
+                self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
         self._sock.close()
+        for t in self._handlers:
+            t.join(5)
 
-    def __enter__(self) -> "ClosingListener":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ClosingListener(LoopbackListener):
+    """A loopback TCP listener that accepts each connection and closes it at once, before any
+    answer (what a crashing server or a resetting proxy looks like). Counts the connections."""
+
+    def __init__(self, reset: bool = True) -> None:
+        self.accepted = 0
+        self._reset = reset
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        import struct
+
+        self.accepted += 1
+        try:
+            conn.settimeout(1)
+            try:
+                conn.recv(65536)  # let the request arrive, then drop it unanswered
+            except OSError:
+                pass
+            if self._reset:  # RST instead of FIN
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            conn.close()
 
 
 class Streaming:
@@ -190,16 +238,11 @@ class Streaming:
             t.start()
 
     def _pump(self, pipe, sink: list) -> None:
-        fd = pipe.fileno()
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                return
-            if not data:
-                return
+        def keep(data: bytes) -> None:
             with self._lock:
                 sink.append((time.monotonic(), data))
+
+        read_until_eof(pipe.fileno(), keep)
 
     @property
     def stdout(self) -> bytes:
@@ -214,13 +257,7 @@ class Streaming:
     def first_time(self, needle: bytes) -> float | None:
         """When the stdout bytes read so far first contained `needle`."""
         with self._lock:
-            reads = list(self.out_reads)
-        seen = b""
-        for t, d in reads:
-            seen += d
-            if needle in seen:
-                return t
-        return None
+            return first_arrival(list(self.out_reads), needle)
 
     def wait_for_stdout(self, needle: bytes, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Mapping, Sequence
 
-from tests.cliutil import sigint_default_in_children
+from tests.cliutil import first_arrival, read_until_eof, sigint_default_in_children
 from tests.helpers import acs_env
 
 SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -79,15 +79,11 @@ class PtyRun:
         self._reader.start()
 
     def _pump(self) -> None:
-        while True:
-            try:
-                data = os.read(self.master, 65536)
-            except OSError:  # EIO: every process closed the slave side
-                return
-            if not data:
-                return
+        def keep(data: bytes) -> None:
             with self._lock:
                 self.reads.append((time.monotonic(), data))
+
+        read_until_eof(self.master, keep)  # ends with EIO once every process closed the slave side
 
     @property
     def output(self) -> bytes:
@@ -100,13 +96,7 @@ class PtyRun:
 
     def first_time(self, needle: bytes) -> float | None:
         with self._lock:
-            reads = list(self.reads)
-        seen = b""
-        for t, d in reads:
-            seen += d
-            if needle in seen:
-                return t
-        return None
+            return first_arrival(list(self.reads), needle)
 
     def wait_for(self, needle: bytes, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

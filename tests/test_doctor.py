@@ -9,14 +9,13 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from acs_cli.doctor import NAMES
-from tests.cliutil import COMPLETIONS, KEY, MODELS, closed_port, text_reply
+from tests.cliutil import COMPLETIONS, KEY, MODELS, LoopbackListener, closed_port, text_reply
 from tests.helpers import run_acs
 from tests.ptyutil import PtyRun, colour_sgr
 from tests.sse_server import Reply, ScriptedServer, vllm_frame
@@ -404,38 +403,20 @@ def test_colour_on_a_terminal_and_no_color(server: ScriptedServer) -> None:
 # ---------------------------------------------------------------------------------------- TLS
 
 
-class TLSFront:
+class TLSFront(LoopbackListener):
     """An HTTPS front on 127.0.0.1: terminates TLS with the given certificate and relays the bytes
     to a plain loopback server (one thread per connection). Handshakes the client aborts are fine."""
+
+    threaded = True
+    scheme = "https"
 
     def __init__(self, cert: Path, key: Path, backend_port: int) -> None:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
         self.backend_port = backend_port
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.05)
-        self.port = self._sock.getsockname()[1]
-        self.base_url = f"https://127.0.0.1:{self.port}/v1"
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._accept = threading.Thread(target=self._loop, daemon=True)
-        self._accept.start()
+        super().__init__()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except (TimeoutError, socket.timeout):
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         conn.settimeout(5)
         try:
             tls = self.context.wrap_socket(conn, server_side=True)
@@ -468,14 +449,6 @@ class TLSFront:
                     s.close()
                 except OSError:
                     pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._accept.join(5)
-        self._sock.close()
-        for t in self._threads:
-            t.join(5)
-
 
 def make_certificate(directory: Path, days: int) -> tuple[Path, Path]:
     openssl = shutil.which("openssl")
@@ -539,39 +512,17 @@ def test_tls_certificate_about_to_expire_warns(https_front) -> None:
     assert checks["TLS"]["status"] == "warn" and "renew" in checks["TLS"]["hint"]
 
 
-class PlainHTTP400:
+class PlainHTTP400(LoopbackListener):
     """A plain HTTP port that answers anything (a TLS ClientHello too) with 400, as web servers do."""
 
-    def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.05)
-        self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
             try:
-                conn, _ = self._sock.accept()
-            except (TimeoutError, socket.timeout):
-                continue
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
+                pass
 
 
 def test_tls_against_a_plain_http_port_fails() -> None:

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from tests.cliutil import COMPLETIONS, assert_failure, env_for, text_reply
+from tests.cliutil import COMPLETIONS, assert_failure, env_for, read_until_eof, text_reply
 from tests.helpers import acs_env, run_acs
 from tests.ptyutil import PtyRun, colour_sgr, open_pty, strip_ansi
 from tests.scenarios import get_scenario
@@ -100,14 +100,10 @@ def test_legend_goes_to_stderr_not_stdout(server: ScriptedServer) -> None:
     got: dict[int, bytes] = {out_master: b"", err_master: b""}
 
     def drain(fd: int) -> None:
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                return
-            if not data:
-                return
+        def keep(data: bytes) -> None:
             got[fd] += data
+
+        read_until_eof(fd, keep)
 
     readers = [threading.Thread(target=drain, args=(fd,), daemon=True) for fd in got]
     for t in readers:
