@@ -420,7 +420,7 @@ def _complete_raw(api: Any, body: dict[str, Any], opts: CompleteOptions, term: T
                 sink.write_bytes(chunk)
                 if failed and len(kept) < 65536:
                     kept += chunk[: 65536 - len(kept)]
-                tail = (tail + chunk)[-64:]
+                tail = (tail + chunk[-64:])[-64:]  # never copy a whole read
         except KeyboardInterrupt:
             return int(ExitStatus.INTERRUPTED)
         except httpx.TimeoutException:
