@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from acs_cli import __version__
-from acs_cli.errors import ConfigError, ConnectError, HTTPStatusError, ProtocolError, TimeoutError_
+from acs_cli.errors import ConfigError, ConnectError, HTTPStatusError, ProtocolError, TimedOut
 from acs_cli.settings import ResolvedSettings
 
 CONNECT_TIMEOUT = 10.0
@@ -165,7 +165,6 @@ class Api:
             finally:
                 response.close()
             error = http_error(response, body, base=self.base, model=model, has_key=self.has_key)
-            error.attempts = attempt
             if retry:
                 wait = _retry_after(response.headers.get("retry-after"))
                 self._sleep(self._backoff(attempt) if wait is None else wait)
@@ -179,14 +178,14 @@ class Api:
         # exponential with full jitter: 0.5 s, 1 s, 2 s ... capped, times a random factor
         return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
-    def _timeout(self, exc: httpx.TimeoutException, request: httpx.Request, attempt: int) -> TimeoutError_:
+    def _timeout(self, exc: httpx.TimeoutException, request: httpx.Request, attempt: int) -> TimedOut:
         target = _origin(request.url)
         if isinstance(exc, httpx.ConnectTimeout):
-            return TimeoutError_(
+            return TimedOut(
                 f"connecting to {target} timed out after {CONNECT_TIMEOUT:g} s",
                 "check that the server is up and reachable from here (firewall, VPN, the port in ACS_API_BASE)",
             )
-        return TimeoutError_(
+        return TimedOut(
             f"no response from {target} within {self.timeout:g} s (waiting for the first byte)",
             "the server may be busy or queueing; raise --timeout or ACS_TIMEOUT",
         )
@@ -199,22 +198,20 @@ class Api:
             return ConnectError(
                 f"TLS failed with {target}{tries}: {reason}",
                 "check the server's certificate; SSL_CERT_FILE can point at a custom CA bundle",
-                attempts=attempt,
             )
         if isinstance(exc, httpx.ConnectError):
             hint = "start the server, or point ACS_API_BASE (or --base-url) at one"
             if "Name or service not known" in reason or "nodename nor servname" in reason or "resolution" in reason:
                 hint = "check the host name in ACS_API_BASE"
-            return ConnectError(f"cannot connect to {request.url}{tries}: {reason}", hint, attempts=attempt)
+            return ConnectError(f"cannot connect to {request.url}{tries}: {reason}", hint)
         return ConnectError(
             f"the connection to {target} failed before a response{tries}: {reason}",
             "the server or a proxy closed the connection; check the server's log and retry",
-            attempts=attempt,
         )
 
 
 def _behind_proxy(base: str) -> bool:
-    from urllib.request import getproxies_environment, proxy_bypass_environment
+    from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
     proxies = getproxies_environment()
     parts = urlsplit(base)
@@ -318,8 +315,6 @@ def http_error(
         status,
         text,
         hint,
-        error_type=fields.get("type"),
+        error_type=fields.get("type") if isinstance(fields.get("type"), str) else None,
         code=fields.get("code"),
-        param=fields.get("param"),
-        retry_after=response.headers.get("retry-after"),
     )

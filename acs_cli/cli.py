@@ -1,12 +1,15 @@
-"""Typer commands only: parse flags, describe the request, hand it to acs_cli.run."""
+"""Typer declarations only: each command parses its flags into typed options (acs_cli.options)
+and runs its command module through the run ladder (acs_cli.run) with the Terminal in ctx.obj."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
 from acs_cli import __version__
+from acs_cli.options import CompleteOptions, ConnectionOptions, OutputOptions, ReplayOptions, RequestOptions
 
 app = typer.Typer(
     name="acs",
@@ -61,7 +64,7 @@ def main(
 
 
 # option groups shared by several commands
-BaseUrl = Annotated[Optional[str], typer.Option("--base-url", metavar="URL", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")]
+BaseUrl = Annotated[Optional[str], typer.Option("--base-url", "--api-base", metavar="URL", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")]
 Model = Annotated[Optional[str], typer.Option("--model", "-m", metavar="NAME", help="Model name [env ACS_MODEL; default: the server's only model].")]
 Timeout = Annotated[
     Optional[str],
@@ -120,19 +123,13 @@ def complete(
     profile: Profile = None,
 ) -> None:
     """Stream a completion: live on a terminal, exact text in a pipe, the wire with --raw."""
-    from acs_cli import run
+    from acs_cli.commands.complete import complete as run_complete
 
-    opts = run.CompleteOptions(
+    opts = CompleteOptions(
         prompt=prompt,
         escapes=escapes,
-        model=model,
-        base_url=base_url,
-        timeout=timeout,
-        profile=profile,
-        retries=retries,
-        raw=raw,
-        include_headers=include,
-        request=run.RequestOptions(
+        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries),
+        request=RequestOptions(
             max_tokens=max_tokens,
             temperature=temperature,
             top_p=top_p,
@@ -146,11 +143,18 @@ def complete(
             params=param or [],
             usage=not no_usage,
         ),
-        output=run.OutputOptions(
-            quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table
+        output=OutputOptions(
+            quiet=quiet,
+            choice=choice,
+            json=json_output,
+            jsonl=jsonl_output,
+            stats=stats,
+            logprobs_table=logprobs_table,
+            raw=raw,
+            include_headers=include,
         ),
     )
-    raise typer.Exit(run.run(lambda term: run.complete(opts, term), usage=ctx.get_usage()))
+    _run(ctx, lambda term: run_complete(opts, term), usage=True)
 
 
 @app.command(epilog=REPLAY_EPILOG)
@@ -167,17 +171,22 @@ def replay(
     json_output: JsonOutput = False,
     jsonl_output: JsonLines = False,
     stats: Stats = False,
+    logprobs: Annotated[bool, typer.Option("--logprobs", help="Colour tokens by probability, from the capture's own logprobs.")] = False,
+    logprobs_table: Annotated[
+        bool, typer.Option("--logprobs-table", help="After the text, each token's probability and top alternatives, on stderr.")
+    ] = False,
 ) -> None:
     """Replay a --raw capture through the same parser and renderer as a live stream."""
-    from acs_cli import run
+    from acs_cli.commands.replay import replay as run_replay
 
-    output = run.OutputOptions(quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats)
-    opts = run.CompleteOptions(prompt=None, request=run.RequestOptions(n=n), output=output)
-    raise typer.Exit(run.run(lambda term: run.replay(file, delay, opts, term), usage=ctx.get_usage()))
+    output = OutputOptions(quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table)
+    opts = ReplayOptions(source=file, delay=delay, choices=n or 1, output=output, logprobs=logprobs)
+    _run(ctx, lambda term: run_replay(opts, term), usage=True)
 
 
 @app.command()
 def models(
+    ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print the server's model list as JSON.")] = False,
     base_url: BaseUrl = None,
     timeout: Timeout = None,
@@ -185,9 +194,10 @@ def models(
     profile: Profile = None,
 ) -> None:
     """List the models the server serves (GET /models): a table on a terminal, one id per line when piped."""
-    from acs_cli import run
+    from acs_cli.commands.models import list_models
 
-    raise typer.Exit(run.run(lambda term: run.list_models(base_url, timeout, retries, json_output, term, profile)))
+    conn = ConnectionOptions(base_url=base_url, timeout=timeout, profile=profile, retries=retries)
+    _run(ctx, lambda term: list_models(conn, json_output, term))
 
 
 config_app = typer.Typer(help="Show the configuration acs would use, and where it lives.", no_args_is_help=True)
@@ -196,27 +206,29 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("show")
 def config_show(
+    ctx: typer.Context,
     profile: Profile = None,
     base_url: BaseUrl = None,
     model: Model = None,
     timeout: Timeout = None,
 ) -> None:
-    """Print every effective setting and where it came from (the key redacted)."""
-    from acs_cli import run
+    """Print every effective setting and where it came from (the key never shown)."""
+    from acs_cli.commands.config_show import config_show as show
 
-    raise typer.Exit(run.run(lambda term: run.config_show(term, profile=profile, api_base=base_url, model=model, timeout=timeout)))
+    _run(ctx, lambda term: show(term, profile=profile, api_base=base_url, model=model, timeout=timeout))
 
 
 @config_app.command("path")
-def config_path_command() -> None:
+def config_path_command(ctx: typer.Context) -> None:
     """Print the config file's path."""
     from acs_cli.config import config_path
 
-    typer.echo(str(config_path()))
+    _run(ctx, lambda term: term.write_out(f"{config_path()}\n".encode("utf-8", "surrogateescape")) or 0)
 
 
 @app.command()
 def doctor(
+    ctx: typer.Context,
     base_url: BaseUrl = None,
     model: Model = None,
     timeout: Timeout = None,
@@ -225,22 +237,35 @@ def doctor(
     profile: Profile = None,
 ) -> None:
     """Check the server step by step (URL, DNS, TCP, TLS, key, model, a streamed probe, buffering proxies)."""
-    from acs_cli import run
-    from acs_cli.doctor import DoctorOptions, doctor as diagnose
+    from acs_cli.doctor import DoctorOptions
+    from acs_cli.doctor import doctor as diagnose
 
     opts = DoctorOptions(base_url=base_url, model=model, timeout=timeout, max_tokens=max_tokens, as_json=json_output, profile=profile)
-    raise typer.Exit(run.run(lambda term: diagnose(opts, term)))
+    _run(ctx, lambda term: diagnose(opts, term))
 
 
 @app.command()
 def completion(
+    ctx: typer.Context,
     shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")],
 ) -> None:
     """Print the shell completion script (the same as the files in completions/)."""
-    from acs_cli.completion import script
+    from acs_cli.errors import UsageError
+    from acs_cli.shell_completion import script
 
-    try:
-        typer.echo(script(shell), nl=False)
-    except KeyError:
-        typer.echo(f"acs: error: no completion script for {shell!r}\nhint: choose bash, zsh or fish", err=True)
-        raise typer.Exit(2) from None
+    def show(term: Any) -> int:
+        try:
+            text = script(shell, ctx.find_root().command)
+        except KeyError:
+            raise UsageError(f"no completion script for {shell!r}", "choose bash, zsh or fish") from None
+        term.write_out(text.encode())
+        return 0
+
+    _run(ctx, show)
+
+
+def _run(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False) -> None:
+    """Run a command module through the ladder with the Terminal the entry point chose."""
+    from acs_cli.run import run
+
+    raise typer.Exit(run(command, ctx.obj, usage=ctx.get_usage() if usage else None))

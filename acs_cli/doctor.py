@@ -34,9 +34,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from acs_cli.body import parse_document, prepend, sniff_body
+from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError, ConfigError, ExitStatus, IncompleteStream
-from acs_cli.run import parse_document, prepend, redact, sniff_body
+from acs_cli.records import Delta, Record
+from acs_cli.secrets import redact
 from acs_cli.terminal import Terminal
+from acs_cli.text import make_visible, shorten
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 MARKS = {PASS: "✓", WARN: "⚠", FAIL: "✗", SKIP: "–"}
@@ -113,6 +117,7 @@ class Probe:
     text_reads: int = 0
     frames: int = 0
     text_times: list[float] | None = None
+    texts: dict[int, list[str]] | None = None  # each choice's text, for the preview
     last_time: float = 0.0
     cut: str | None = None  # why the connection ended early
     timed_out: bool = False
@@ -172,11 +177,9 @@ def doctor(opts: DoctorOptions, term: Terminal) -> int:
             "exit_status": report.exit_status,
             "checks": [_clean(c, report.secret).as_dict() for c in report.checks],
         }
-        term.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False).encode() + b"\n")
+        term.write_out(json.dumps(payload, indent=2, ensure_ascii=False).encode() + b"\n")
     else:
-        colour = bool(getattr(term, "stdout_colour", term.colour and term.stdout_tty))  # the checklist goes to stdout
-        term.stdout.write(render(report, colour).encode("utf-8", "replace"))
-    term.stdout.flush()
+        term.write_out(render(report, term.stdout_colour).encode("utf-8", "replace"))  # the checklist goes to stdout
     return report.exit_status
 
 
@@ -420,7 +423,7 @@ def _check_tls(report: Report, sock: socket.socket, host: str) -> bool:
     days: int | None = None
     if not_after:
         try:
-            expires = ssl.cert_time_to_seconds(not_after)
+            expires = ssl.cert_time_to_seconds(str(not_after))
         except ValueError:
             expires = None
         if expires is not None:
@@ -489,7 +492,7 @@ def _check_model(report: Report, models: list[dict[str, Any]], configured: str |
 def _probe(report: Report, api: Any, model: str, max_tokens: int, timeout: float, clock: Callable[[], float]) -> None:
     import httpx
 
-    from acs_cli.sse import CompletionStream, SSEParser, shorten
+    from acs_cli.sse import SSEParser
 
     body = {
         "model": model,
@@ -499,7 +502,7 @@ def _probe(report: Report, api: Any, model: str, max_tokens: int, timeout: float
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    probe = Probe(text_times=[])
+    probe = Probe(text_times=[], texts={})
     start = clock()
     try:
         response = api.open_completion(body)
@@ -511,7 +514,7 @@ def _probe(report: Report, api: Any, model: str, max_tokens: int, timeout: float
     probe.status = response.status_code
     probe.headers = {k.lower(): v for k, v in response.headers.items()}
     probe.media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-    stream = CompletionStream(keep_text=True)
+    stream = CompletionState()
     parser = SSEParser()
     chunks = response.iter_raw()
     first = b""
@@ -535,7 +538,7 @@ def _probe(report: Report, api: Any, model: str, max_tokens: int, timeout: float
                 probe.document = True
                 rest = first + b"".join(_bounded(chunks, 1 << 20))
                 probe.last_time = clock() - start
-                parse_document(rest, stream)
+                _keep_text(probe, parse_document(rest, stream))
             else:
                 report.add(
                     "completion",
@@ -584,10 +587,10 @@ def _read_stream(probe: Probe, stream: Any, parser: Any, chunks: Any, start: flo
         had_text = False
         for event in parser.feed(chunk):
             frames = stream.frames
-            deltas = stream.feed([event])
+            records = stream.feed([event])
             if stream.frames > frames:
                 probe.frames += stream.frames - frames
-            if deltas:
+            if _keep_text(probe, records):
                 had_text = True
                 probe.text_times.append(now)
             if stream.done or stream.failure is not None:
@@ -598,11 +601,20 @@ def _read_stream(probe: Probe, stream: Any, parser: Any, chunks: Any, start: flo
             return
 
 
-def _judge_stream(report: Report, probe: Probe, stream: Any, timeout: float) -> None:
-    from acs_cli.render import make_visible
-    from acs_cli.sse import shorten
+def _keep_text(probe: Probe, records: list[Record]) -> bool:
+    """Keep the records' text for the preview; whether any carried text."""
+    assert probe.texts is not None
+    had_text = False
+    for r in records:
+        if type(r) is Delta and r.text:
+            probe.texts.setdefault(r.index, []).append(r.text)
+            had_text = True
+    return had_text
 
-    text = stream.ordered()[0].text if stream.choices else ""
+
+def _judge_stream(report: Report, probe: Probe, stream: Any, timeout: float) -> None:
+    texts = probe.texts or {}
+    text = "".join(texts[min(texts)]) if texts else ""
     preview = make_visible(shorten(text, 48))
     what = "a JSON completion" if probe.document else f"{_plural(probe.frames, 'frame')} in {_plural(probe.reads, 'read')} over {_secs(probe.last_time)}"
     failed = False
@@ -621,7 +633,7 @@ def _judge_stream(report: Report, probe: Probe, stream: Any, timeout: float) -> 
             ExitStatus.TIMEOUT,
         )
         failed = True
-    elif probe.cut is not None and stream.end_of_stream(cut=True) is not None:
+    elif probe.cut is not None and stream.verdict(cut=True) is not None:
         report.add(
             "stream",
             FAIL,
@@ -637,7 +649,7 @@ def _judge_stream(report: Report, probe: Probe, stream: Any, timeout: float) -> 
         report.skip_rest("the stream failed")
         return
 
-    verdict = stream.end_of_stream()
+    verdict = stream.verdict()
     finished = [c for c in stream.ordered() if c.finished]
     if isinstance(verdict, IncompleteStream) and any(c.finish_reason in ("abort", "error") for c in finished):
         report.add("finish reason", FAIL, verdict.message, verdict.hint, exit_status=ExitStatus.INCOMPLETE)
@@ -682,9 +694,9 @@ def _judge_stream(report: Report, probe: Probe, stream: Any, timeout: float) -> 
         )
 
     if stream.usage:
-        from acs_cli.render import usage_line
+        from acs_cli.sinks.summary import usage_figures
 
-        figures = usage_line(stream).split(" · ")[0]
+        figures = usage_figures(stream.usage)
         report.add("usage", PASS, figures)
     else:
         report.add(
@@ -796,7 +808,6 @@ def render(report: Report, colour: bool) -> str:
 
 def _clean(check: Check, secret: str | None = None) -> Check:
     """Server-sent text made visible, and the key's value never shown."""
-    from acs_cli.render import make_visible
 
     def tidy(text: str | None) -> str | None:
         if text is None:
@@ -831,7 +842,7 @@ def _loopback(host: str) -> bool:
 
 def _proxy_for(base: str) -> tuple[str, int] | None:
     """The (host, port) of the proxy from the environment that acs's requests go through, if any."""
-    from urllib.request import getproxies_environment, proxy_bypass_environment
+    from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
     proxies = getproxies_environment()
     parts = urlsplit(base)

@@ -4,11 +4,14 @@
      ├── UsageError            the caller is wrong: bad flags or no prompt            (2)
      ├── ConfigError           the configuration is wrong: base URL, model, timeout   (3)
      ├── ConnectError          the network failed before a response: refused, DNS, TLS (4)
-     ├── TimeoutError_         connect, first byte or gap between frames too slow     (5)
+     ├── TimedOut              connect, first byte or gap between frames too slow     (5)
      ├── HTTPStatusError       the server answered non-2xx: 401/403 (6), 4xx (7), 5xx (8)
      ├── StreamError           the server reported an error inside a 200 stream       (9)
      ├── IncompleteStream      the stream ended before the completion did             (10)
-     └── ProtocolError         the server sent something that is not a completion     (11)
+     ├── ProtocolError         the server sent something that is not a completion     (11)
+     └── StdoutClosed          the reader of stdout went away: end quietly            (141)
+
+Each class names its `kind`, the word --json and --jsonl report it under.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class ExitStatus(IntEnum):
 
 class AcsError(Exception):
     status: ExitStatus = ExitStatus.ERROR
+    kind = "error"
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -44,55 +48,45 @@ class AcsError(Exception):
 
 class UsageError(AcsError):
     status = ExitStatus.USAGE
+    kind = "usage"
 
 
 class ConfigError(AcsError):
     status = ExitStatus.CONFIG
+    kind = "config"
 
 
 class ConnectError(AcsError):
     status = ExitStatus.CONNECT
-
-    def __init__(self, message: str, hint: str | None = None, attempts: int = 1) -> None:
-        super().__init__(message, hint)
-        self.attempts = attempts
+    kind = "connect"
 
 
-class TimeoutError_(AcsError):
+class TimedOut(AcsError):
     status = ExitStatus.TIMEOUT
+    kind = "timeout"
 
 
 class HTTPStatusError(AcsError):
+    kind = "http"
+
     def __init__(
-        self,
-        status_code: int,
-        message: str,
-        hint: str | None = None,
-        *,
-        error_type: str | None = None,
-        code: object = None,
-        param: object = None,
-        retry_after: str | None = None,
+        self, status_code: int, message: str, hint: str | None = None, *, error_type: str | None = None, code: object = None
     ) -> None:
         super().__init__(message, hint)
         self.status_code = status_code
         self.error_type = error_type
         self.code = code
-        self.param = param
-        self.retry_after = retry_after
-        self.attempts = 1
-
-    @property  # type: ignore[override]
-    def status(self) -> ExitStatus:
-        if self.status_code in (401, 403):
-            return ExitStatus.AUTH
-        if self.status_code >= 500:
-            return ExitStatus.HTTP_SERVER
-        return ExitStatus.HTTP_CLIENT
+        if status_code in (401, 403):
+            self.status = ExitStatus.AUTH
+        elif status_code >= 500:
+            self.status = ExitStatus.HTTP_SERVER
+        else:
+            self.status = ExitStatus.HTTP_CLIENT
 
 
 class StreamError(AcsError):
     status = ExitStatus.STREAM_ERROR
+    kind = "stream_error"
 
     def __init__(
         self, message: str, hint: str | None = None, *, error_type: str | None = None, code: object = None
@@ -104,30 +98,19 @@ class StreamError(AcsError):
 
 class IncompleteStream(AcsError):
     status = ExitStatus.INCOMPLETE
+    kind = "incomplete"
 
 
 class ProtocolError(AcsError):
     status = ExitStatus.PROTOCOL
+    kind = "protocol"
 
 
-# every key value acs has resolved this run (environment, key file, key command), so that no
-# message can show one, whatever put it there
-_SECRETS: set[str] = set()
+class StdoutClosed(AcsError):
+    """stdout was closed or its reader left (`| head`): nothing more can be shown, so nothing is said."""
 
+    status = ExitStatus.BROKEN_PIPE
+    kind = "stdout_closed"
 
-def remember_secret(value: str) -> None:
-    if len(value.strip()) >= 4:
-        _SECRETS.add(value)
-        _SECRETS.add(value.strip())
-
-
-def redact(text: str) -> str:
-    """Whatever a message says, a key's value never reaches the screen."""
-    import os
-
-    for name, value in os.environ.items():
-        if name.upper() == "ACS_API_KEY":
-            remember_secret(value)
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "[ACS_API_KEY]")
-    return text
+    def __init__(self) -> None:
+        super().__init__("stdout was closed")

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.config import REQUEST_KEYS, ConfigFile, config_path, read_config, read_key, select_profile
-from acs_cli.errors import ConfigError, remember_secret
+from acs_cli.errors import ConfigError
+from acs_cli.secrets import remember_secret
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -59,7 +60,7 @@ _MODEL: type[Any] | None = None
 
 
 def _build_model() -> type[Any]:
-    from pydantic import Field, SecretStr, field_validator
+    from pydantic import Field, SecretStr, field_validator  # noqa: F401  (pydantic resolves the annotations by name)
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
     class Settings(BaseSettings):

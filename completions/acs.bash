@@ -16,9 +16,9 @@ _acs() {
     fi
     case "$cmd" in
         complete)
-            case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--timeout|--retries|--profile) return ;; esac
+            case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --timeout --retries --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         completion)
@@ -34,21 +34,21 @@ _acs() {
             fi
             ;;
         doctor)
-            case "$prev" in --base-url|--model|-m|--timeout|--max-tokens|--profile) return ;; esac
+            case "$prev" in --base-url|--api-base|--model|-m|--timeout|--max-tokens|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--base-url --model -m --timeout --max-tokens --json --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--base-url --api-base --model -m --timeout --max-tokens --json --profile --help -h" -- "$cur"))
             fi
             ;;
         models)
-            case "$prev" in --base-url|--timeout|--retries|--profile) return ;; esac
+            case "$prev" in --base-url|--api-base|--timeout|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--json --base-url --timeout --retries --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--json --base-url --api-base --timeout --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         replay)
             case "$prev" in --delay|--n|-n|--choice) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--delay --n -n --quiet -q --choice --json --jsonl --stats --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--delay --n -n --quiet -q --choice --json --jsonl --stats --logprobs --logprobs-table --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from tests.helpers import REPO_ROOT, acs_env
 from tests.sse_server import Reply, ScriptedServer, usage_frame, vllm_frame
@@ -152,7 +152,7 @@ class LoopbackListener:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -278,7 +278,7 @@ class Streaming:
             t.join(5)
         return rc
 
-    def __enter__(self) -> "Streaming":
+    def __enter__(self) -> Streaming:
         return self
 
     def __exit__(self, *exc: object) -> None:

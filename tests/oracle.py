@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")

@@ -21,7 +21,7 @@ import tempfile
 import termios
 import threading
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from tests.cliutil import first_arrival, read_until_eof, sigint_default_in_children
 from tests.helpers import acs_env
@@ -118,7 +118,7 @@ class PtyRun:
         self._reader.join(5)  # the reader ends at EIO once the child is gone
         return rc
 
-    def __enter__(self) -> "PtyRun":
+    def __enter__(self) -> PtyRun:
         return self
 
     def __exit__(self, *exc: object) -> None:

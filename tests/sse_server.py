@@ -14,9 +14,10 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 from .scenarios import scenario_segments
 
@@ -135,7 +136,7 @@ class Reply:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_scenario(cls, sc: dict, **kw: Any) -> "Reply":
+    def from_scenario(cls, sc: dict, **kw: Any) -> Reply:
         """A Reply serving a scenario from tests/fixtures/wire_scenarios.json exactly."""
         args: dict[str, Any] = dict(
             status=sc["status"],
@@ -149,7 +150,7 @@ class Reply:
         return cls(**args)
 
     @classmethod
-    def sse(cls, frames: list[Union[bytes, str, dict]], *, done: bool = True, **kw: Any) -> "Reply":
+    def sse(cls, frames: list[Union[bytes, str, dict]], *, done: bool = True, **kw: Any) -> Reply:
         """A 200 text/event-stream reply with one segment per frame.
 
         A dict becomes ``data: <compact JSON>\\n\\n``. A str/bytes that already ends in a blank
@@ -172,7 +173,7 @@ class Reply:
         return cls(segments=segs, **kw)
 
     @classmethod
-    def json(cls, status: int, obj_or_bytes: Any, **kw: Any) -> "Reply":
+    def json(cls, status: int, obj_or_bytes: Any, **kw: Any) -> Reply:
         """A JSON reply (compact JSON for objects, bytes as given) framed by content-length."""
         body = obj_or_bytes if isinstance(obj_or_bytes, (bytes, bytearray)) else _compact(obj_or_bytes)
         kw.setdefault("reason", _phrase(status))
@@ -317,7 +318,7 @@ class ScriptedServer:
         for t in list(self._threads):
             t.join(timeout=5)
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:

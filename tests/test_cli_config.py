@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cliutil import COMPLETIONS, KEY, MODELS, assert_failure, closed_port, env_for, text_reply
-from tests.helpers import REPO_ROOT, run_acs
+from tests.helpers import REPO_ROOT, run_acs, run_acs_process
 from tests.sse_server import Reply, ScriptedServer
 
 OK_TEXT = ["Hello", ", world"]
@@ -208,7 +208,7 @@ def test_key_not_shown_on_internal_error(server: ScriptedServer, tmp_path, debug
     (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
     serve_ok(server)
     env = env_for(server, ACS_API_KEY=KEY, ACS_DEBUG=debug, PYTHONPATH=f"{tmp_path}:{REPO_ROOT}")
-    r = run_acs(["complete", "hi"], env=env)
+    r = run_acs_process(["complete", "hi"], env=env)
     assert r.returncode == 1, r.stderr
     assert "unexpected" in r.stderr  # the injected fault did fire
     if debug is None:

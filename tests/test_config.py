@@ -11,7 +11,7 @@ import pytest
 
 from tests.cliutil import text_reply
 from tests.helpers import run_acs
-from tests.sse_server import Reply, ScriptedServer
+from tests.sse_server import ScriptedServer
 
 KEY = "sk-config-test-key-98765"
 

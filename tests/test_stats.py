@@ -50,7 +50,7 @@ def test_stats_without_usage_are_estimated(server: ScriptedServer) -> None:
     server.route("POST", COMPLETIONS, text_reply(PIECES, usage=None, first_delay=0.1, delay=DELAY))
     r = run_acs(["complete", "--stats", "--no-usage", "hi"], env=env_for(server))
     assert r.returncode == 0, r.stderr
-    assert "usage: the server reported none" in r.stderr
+    assert "usage: none (not asked for: --no-usage)" in r.stderr
     ttft, estimated, rate, tokens, total = stats_of(r.stderr)
     assert estimated and tokens == len(PIECES)  # frames with text, counted as tokens
     assert ttft >= 0.1 and total > ttft and rate > 0

@@ -17,7 +17,7 @@ from tests.helpers import acs_env
 from tests.ptyutil import HIDE_CURSOR, SHOW_CURSOR, SPINNER_FRAMES, PtyRun, colour_sgr, open_pty, strip_ansi
 from tests.sse_server import Reply, ScriptedServer, vllm_frame
 
-WAITING = "waiting for the first token".encode()
+WAITING = b"waiting for the first token"
 SPINNER_BYTES = [c.encode() for c in SPINNER_FRAMES]
 
 

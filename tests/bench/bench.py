@@ -32,9 +32,9 @@ import tempfile
 import termios
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 PROMPT = "Benchmark prompt"
@@ -92,7 +92,7 @@ class Spawner:
         self.sock.settimeout(timeout)
         try:
             return json.loads(self.sock.recv(65536)), False
-        except socket.timeout:
+        except TimeoutError:
             kill_group(pid)
             self.sock.settimeout(30)
             return json.loads(self.sock.recv(65536)), True
@@ -625,7 +625,7 @@ class Bench:
         n, slow = self.sizes["thr"], self.sizes["slow"]
         self.server.prepare(n, True, self.ptoks)
         self.server.prepare(slow, True, self.ptoks)
-        s = f"throughput, piped"
+        s = "throughput, piped"
         log(s)
         for key, tool in self.tools.items():
             is_slow = key in ("openai", "llm")

@@ -34,7 +34,7 @@ def child(req, fds):
         if req.get("cwd"):
             os.chdir(req["cwd"])
         os.execve(req["argv"][0], req["argv"], req["env"])
-    except BaseException as exc:  # noqa: BLE001 - report and leave without running the parent's code
+    except BaseException as exc:
         try:
             os.write(2, f"spawner: cannot run {req['argv'][0]!r}: {exc}\n".encode())
         finally:

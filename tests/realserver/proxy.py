@@ -64,7 +64,7 @@ class RecordingProxy:
         while not self._stop.is_set():
             try:
                 client, _ = self._lsock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -132,7 +132,7 @@ class RecordingProxy:
         for t in self._threads:
             t.join(5)
 
-    def __enter__(self) -> "RecordingProxy":
+    def __enter__(self) -> RecordingProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:

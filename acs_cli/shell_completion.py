@@ -1,4 +1,4 @@
-"""Shell completion scripts for bash, zsh and fish, generated from the Typer app itself.
+"""Shell completion scripts for bash, zsh and fish, generated from the command definitions.
 
 The files in completions/ are this module's output; a test regenerates them and fails when they
 no longer match the app.
@@ -7,10 +7,7 @@ no longer match the app.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import typer
-
-from acs_cli.cli import app
+from typing import Any
 
 # positional arguments that name a file
 _FILE_ARGUMENTS = {("replay", "file")}
@@ -37,10 +34,10 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0].rstrip(".") if text and text.strip() else ""
 
 
-def commands() -> list[Cmd]:
-    group = typer.main.get_command(app)
+def commands(group: Any) -> list[Cmd]:
+    """The commands of a Click group (the Typer app's), with their options."""
     out = []
-    subcommands = group.commands  # type: ignore[attr-defined]
+    subcommands = group.commands
     for name in sorted(subcommands):
         command = subcommands[name]
         if command.hidden:
@@ -50,7 +47,7 @@ def commands() -> list[Cmd]:
         for param in command.params:
             if param.param_type_name == "option":
                 names = [*param.opts, *param.secondary_opts]
-                opts.append(Opt(sorted(names, key=len, reverse=True), _first_line(param.help), not param.is_flag))  # type: ignore[attr-defined]
+                opts.append(Opt(sorted(names, key=len, reverse=True), _first_line(param.help), not param.is_flag))
             elif param.param_type_name == "argument" and (name, param.name) in _FILE_ARGUMENTS:
                 file_argument = True
         opts.append(Opt(["--help", "-h"], "Show this message and exit", False))
@@ -184,5 +181,6 @@ _RENDERERS = {"bash": _bash, "zsh": _zsh, "fish": _fish}
 FILES = {"bash": "acs.bash", "zsh": "_acs", "fish": "acs.fish"}
 
 
-def script(shell: str) -> str:
-    return _RENDERERS[shell](commands())
+def script(shell: str, group: Any) -> str:
+    """The completion script for `shell` (KeyError for a shell acs has none for)."""
+    return _RENDERERS[shell](commands(group))

@@ -3,18 +3,25 @@
 Each frame's `logprobs` holds parallel arrays, one entry per token of that frame: `tokens`,
 `token_logprobs`, `top_logprobs` (entries may be null: with echo the prompt's first token has no
 logprob), `text_offset`. vLLM clamps -inf to -9999.0. Token text is model text: on a terminal it is
-shown through render.visible_pieces, so it cannot drive the terminal.
+shown through acs_cli.text.visible_pieces, so it cannot drive the terminal.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from acs_cli.render import TerminalSink, make_visible, visible_pieces
-from acs_cli.sse import CompletionStream
-from acs_cli.terminal import Terminal
+from acs_cli.records import Delta
+from acs_cli.sinks.terminal import TerminalSink
+from acs_cli.sinks.text import ChoiceOrder
+from acs_cli.text import make_visible, visible_pieces
+
+if TYPE_CHECKING:
+    from acs_cli.outcome import Outcome
+    from acs_cli.records import Record
+    from acs_cli.sinks import Sink
+    from acs_cli.terminal import Terminal
 
 # (lowest probability, Rich style, SGR code, legend label), best first
 BANDS = (
@@ -60,89 +67,48 @@ def quoted(token: Any) -> str:
     return make_visible(json.dumps(token if isinstance(token, str) else str(token), ensure_ascii=False))
 
 
-def frame_logprobs(choices: list[Any], deltas: list[tuple[int, str]]) -> list[dict[str, Any] | None]:
-    """For each text delta a frame produced, the `logprobs` of the choice it came from (or None).
-
-    The deltas of a frame are its choices' texts in order, the same string objects, so they are
-    paired by identity."""
-    out: list[dict[str, Any] | None] = []
-    pending = iter([c for c in choices if type(c) is dict])
-    for _, text in deltas:
-        found = None
-        for c in pending:
-            if c.get("text") is text:
-                logprobs = c.get("logprobs")
-                found = logprobs if isinstance(logprobs, dict) else None
-                break
-        out.append(found)
-    return out
-
-
-class Scored(str):
-    """Text of one frame, with the (token, logprob) pairs that spell it."""
-
-    scores: list[tuple[str, Any]]
-
-
-def scored(text: str, logprobs: dict[str, Any] | None) -> str:
+def scores(delta: Delta) -> list[tuple[str, Any]] | None:
+    """The (token, logprob) pairs that spell the delta's text, or None when its logprobs do not
+    (byte tokens, a server's own shape): such text stays uncoloured."""
+    logprobs = delta.logprobs
     if not logprobs:
-        return text
+        return None
     tokens = logprobs.get("tokens")
     values = logprobs.get("token_logprobs")
     if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
-        return text
-    if not all(isinstance(t, str) for t in tokens) or "".join(tokens) != text:
-        return text  # the tokens do not spell the text (byte tokens, a server's own shape): uncoloured
-    out = Scored(text)
-    out.scores = list(zip(tokens, values))
-    return out
-
-
-class ScoredStream(CompletionStream):
-    """A CompletionStream whose text deltas carry their tokens' logprobs (for the coloured view)."""
-
-    def _frame(self, frame: dict[str, Any], deltas: list[tuple[int, str]]) -> None:
-        start = len(deltas)
-        super()._frame(frame, deltas)
-        choices = frame.get("choices")
-        if len(deltas) > start and type(choices) is list:
-            new = deltas[start:]
-            for k, ((index, text), logprobs) in enumerate(zip(new, frame_logprobs(choices, new))):
-                if logprobs is not None:
-                    deltas[start + k] = (index, scored(text, logprobs))
+        return None
+    if not all(isinstance(t, str) for t in tokens) or "".join(tokens) != delta.text:
+        return None
+    return list(zip(tokens, values, strict=True))
 
 
 class LogprobTerminalSink(TerminalSink):
     """The terminal sink with each token coloured by its probability; a legend on stderr first."""
 
-    def __init__(self, term: Terminal, order: Any) -> None:
-        super().__init__(term, order, colour=True)
+    def __init__(self, term: Terminal, order: ChoiceOrder) -> None:
+        super().__init__(term, order)
 
-    def start(self) -> None:
+    def begin(self) -> None:
         if self.term.colour:  # a legend in colour, on stderr, when stderr shows colour too
             legend(self.term)
-        super().start()
+        super().begin()
 
-    def _emit(self, pieces: list[tuple[int, str]]) -> None:
-        from rich.text import Text
-
-        self.stop_spinner()
-        out = Text()
-        for text, kind in self._layout(pieces):
-            if kind is None:
-                scores = getattr(text, "scores", None)
-                if scores is None:
-                    self._append_visible(out, [text])
-                    continue
-                for token, logprob in scores:
-                    style = band_style(logprob)
-                    for piece, escape in visible_pieces(token):
-                        out.append(piece, style=" ".join(filter(None, (style, "reverse" if escape else None))) or None)
-            elif kind == "label":
-                out.append(text, style="bold cyan")
-            elif self.wrote or out:
-                out.append(text)
-        self._print(out)
+    def append_text(self, out: Any, run: list[Delta]) -> None:
+        plain: list[Delta] = []
+        for delta in run:
+            pairs = scores(delta)
+            if pairs is None:
+                plain.append(delta)
+                continue
+            if plain:
+                super().append_text(out, plain)
+                plain = []
+            for token, logprob in pairs:
+                style = band_style(logprob)
+                for piece, escape in visible_pieces(token):
+                    out.append(piece, style=" ".join(filter(None, (style, "reverse" if escape else None))) or None)
+        if plain:
+            super().append_text(out, plain)
 
 
 def legend(term: Terminal) -> None:
@@ -154,6 +120,47 @@ def legend(term: Terminal) -> None:
         term.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def merge_logprobs(kept: dict[int, dict[str, list[Any]]], delta: Delta) -> None:
+    """Add a frame's logprobs to what is kept for its choice (the parallel arrays extended)."""
+    logprobs = delta.logprobs
+    if not isinstance(logprobs, dict):
+        return
+    into = kept.get(delta.index)
+    if into is None:
+        into = kept[delta.index] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for key, values in into.items():
+        more = logprobs.get(key)
+        if isinstance(more, list):
+            values.extend(more)
+
+
+class LogprobsTable:
+    """Decorator: after the text, every token with its probability and top alternatives, on stderr."""
+
+    def __init__(self, inner: Sink, term: Terminal, only: int | None) -> None:
+        self.inner = inner
+        self.term = term
+        self.only = only
+        self.kept: dict[int, dict[str, list[Any]]] = {}
+        self.choices: set[int] = set()
+
+    def begin(self) -> None:
+        self.inner.begin()
+
+    def write(self, records: list[Record]) -> None:
+        for r in records:
+            if type(r) is Delta:
+                self.choices.add(r.index)
+                if r.logprobs is not None:
+                    merge_logprobs(self.kept, r)
+        self.inner.write(records)
+
+    def end(self, outcome: Outcome) -> None:
+        self.inner.end(outcome)
+        if not outcome.stdout_closed:
+            print_table(self.term, self.kept, sorted(self.choices), only=self.only)
 
 
 # ---------------------------------------------------------------------------------------- table
@@ -187,11 +194,11 @@ def _alternatives_text(pairs: list[tuple[Any, Any]]) -> str:
     return ", ".join(f"{quoted(t)} {percent(probability(v))}" for t, v in pairs)
 
 
-def print_table(term: Terminal, stream: CompletionStream, only: int | None = None) -> None:
+def print_table(term: Terminal, kept: dict[int, dict[str, list[Any]]], choices: list[int], only: int | None = None) -> None:
     """Every token with its probability and the top alternatives, on stderr: a table on a
     terminal, tab-separated lines (with a header) otherwise."""
-    choices = [c for c in stream.ordered() if only is None or c.index == only]
-    with_logprobs = [c for c in choices if c.logprobs and c.logprobs.get("tokens")]
+    choices = [i for i in choices if only is None or i == only]
+    with_logprobs = [(i, kept[i]) for i in choices if i in kept and kept[i].get("tokens")]
     if not with_logprobs:
         term.message("logprobs: the server sent none", "warn")
         return
@@ -199,11 +206,10 @@ def print_table(term: Terminal, stream: CompletionStream, only: int | None = Non
         _rich_table(term, with_logprobs, several=len(choices) > 1)
         return
     lines = ["choice\tposition\ttoken\tprobability\tlogprob\talternatives"]
-    for c in with_logprobs:
-        assert c.logprobs is not None
-        for i, token, value, alternatives in rows(c.logprobs):
+    for index, logprobs in with_logprobs:
+        for i, token, value, alternatives in rows(logprobs):
             lines.append(
-                f"{c.index}\t{i}\t{quoted(token)}\t{percent(probability(value))}\t{format_logprob(value)}\t{_alternatives_text(alternatives)}"
+                f"{index}\t{i}\t{quoted(token)}\t{percent(probability(value))}\t{format_logprob(value)}\t{_alternatives_text(alternatives)}"
             )
     try:
         term.stderr.write("\n".join(lines) + "\n")
@@ -212,20 +218,19 @@ def print_table(term: Terminal, stream: CompletionStream, only: int | None = Non
         pass
 
 
-def _rich_table(term: Terminal, choices: list[Any], several: bool) -> None:
-    from rich.console import Console
+def _rich_table(term: Terminal, choices: list[tuple[int, dict[str, list[Any]]]], several: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=term.stderr, no_color=not term.colour, highlight=False, markup=False, emoji=False)
-    for c in choices:
-        table = Table(box=None, header_style="bold" if term.colour else None, pad_edge=False, title=f"choice {c.index}" if several else None)
+    console = term.console("stderr")
+    for index, logprobs in choices:
+        table = Table(box=None, header_style="bold" if term.colour else None, pad_edge=False, title=f"choice {index}" if several else None)
         table.add_column("#", justify="right")
         table.add_column("token")
         table.add_column("probability", justify="right")
         table.add_column("logprob", justify="right")
         table.add_column("alternatives")
-        for i, token, value, alternatives in rows(c.logprobs):
+        for i, token, value, alternatives in rows(logprobs):
             table.add_row(
                 str(i),
                 Text(quoted(token)),

@@ -1,0 +1,167 @@
+"""A response body to records: what a 200 body holds (sniffing), pumping its reads through the
+parser into a sink, and the one mapping of httpx's failures to acs's errors.
+
+Used by `acs complete` (text, JSON and --raw) and `acs doctor`; `acs replay` pumps a file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from acs_cli.completion_state import CompletionState
+from acs_cli.errors import AcsError, ConnectError, IncompleteStream, ProtocolError, TimedOut
+from acs_cli.records import Delta, Record
+from acs_cli.sse import SSEParser
+from acs_cli.text import shorten
+
+if TYPE_CHECKING:
+    from acs_cli.outcome import Timeline
+    from acs_cli.sinks import Sink
+
+ERROR_BODY_LIMIT = 64 * 1024  # an error page is read this far and no further
+DOCUMENT_LIMIT = 32 * 1024 * 1024  # a whole JSON answer (a completion, a model list)
+
+
+def sniff_body(media: str, first: bytes) -> str:
+    """What a 200 body holds, from its media type and first bytes: json, sse or other."""
+    if media == "application/json" or media.endswith("+json"):
+        return "json"
+    head = first.lstrip(b"\xef\xbb\xbf \t\r\n")[:6]
+    if head.startswith(b"{"):
+        return "json"
+    if not head or head.startswith((b"data", b":", b"event", b"id", b"retry")):
+        return "sse"
+    return "other"
+
+
+def media_type(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The first read put back in front of the rest."""
+    if first:
+        yield first
+    yield from rest
+
+
+def read_bounded(chunks: Iterable[bytes], limit: int) -> tuple[bytes, bool]:
+    """The body up to `limit` bytes, and whether there was more (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(parts)[:limit], True
+    return b"".join(parts), False
+
+
+def parse_document(body: bytes, state: CompletionState) -> list[Record]:
+    """A whole JSON body (a 200 answer that is not a stream) into records."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        state.failure = ProtocolError(
+            f"the server answered 200 with a body that is neither an event stream nor JSON: {shorten(body[:200].decode('utf-8', 'replace'))}",
+            "check that the base URL points at an OpenAI-compatible server",
+        )
+        return []
+    return state.feed_document(payload)
+
+
+def pump(chunks: Iterable[bytes], state: CompletionState, sink: Sink, timeline: Timeline) -> None:
+    """Bytes to events to records to the sink, one network read (or capture frame) at a time:
+    one parse, one write, one clock read per read, never per token."""
+    parser = SSEParser()
+    clock = time.perf_counter
+    try:
+        for chunk in chunks:
+            events = parser.feed(chunk)
+            if not events:
+                continue
+            records = state.feed(events)
+            if records:
+                texts = 0
+                for r in records:
+                    if type(r) is Delta and r.text:
+                        texts += 1
+                if texts:
+                    timeline.text_frames += texts
+                    if timeline.first_text is None:
+                        timeline.first_text = clock()
+                sink.write(records)
+            if state.stopped:
+                break
+    finally:
+        parser.close()
+        timeline.last_byte = clock()
+
+
+def feed_document(body: bytes, state: CompletionState, sink: Sink, timeline: Timeline) -> None:
+    records = parse_document(body, state)
+    timeline.last_byte = time.perf_counter()
+    texts = sum(1 for r in records if type(r) is Delta and r.text)
+    if texts:
+        timeline.text_frames += texts
+        timeline.first_text = timeline.last_byte
+    if state.failure is None:
+        sink.write(records)
+
+
+def read_completion(response: object, state: CompletionState, sink: Sink, timeline: Timeline, timeout: float) -> AcsError | None:
+    """Feed a 200 response's body through the parser into the sink; the verdict (None: whole)."""
+    import httpx
+
+    assert isinstance(response, httpx.Response)
+    media = media_type(response.headers.get("content-type", ""))
+    chunks = response.iter_raw()
+    try:
+        if media != "text/event-stream":
+            first = next(chunks, b"")
+            kind = sniff_body(media, first)
+            if kind == "json":
+                body, more = read_bounded(prepend(first, chunks), DOCUMENT_LIMIT)
+                if more:
+                    return ProtocolError(
+                        f"the server answered 200 with a JSON body over {DOCUMENT_LIMIT // (1024 * 1024)} MiB", "check the server; acs reads a whole JSON answer up to that size"
+                    )
+                feed_document(body, state, sink, timeline)
+                return state.verdict()
+            if kind == "other":
+                return ProtocolError(
+                    f"the server answered 200 with {media or 'no content type'}, not an event stream: {shorten(first[:200].decode('utf-8', 'replace'))}",
+                    "check that the base URL points at an OpenAI-compatible server, not a web page or a proxy login",
+                )
+            chunks = prepend(first, chunks)
+        pump(chunks, state, sink, timeline)
+    except AcsError as exc:  # an event too large for the parser
+        return exc
+    except httpx.HTTPError as exc:
+        return body_error(exc, state, timeout)
+    return state.verdict()
+
+
+def body_error(exc: Exception, state: CompletionState | None, timeout: float) -> AcsError | None:
+    """What an httpx failure while reading a body means; None when the stream was whole anyway
+    (the connection closed after every choice finished). Without a state (--raw), the bytes
+    received are what is kept."""
+    import httpx
+
+    kept = "the text so far is kept" if state is not None else "the bytes received are on stdout"
+    if isinstance(exc, httpx.TimeoutException):
+        phase = ""
+        if state is not None:
+            phase = " (between two frames)" if state.frames else " (waiting for the first token)"
+        return TimedOut(f"no data from the server for {timeout:g} s{phase}", f"{kept}; raise --timeout or ACS_TIMEOUT if the server is just slow")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        if state is not None and state.verdict(cut=True) is None:
+            return None
+        return IncompleteStream(
+            f"incomplete stream: the connection closed mid-{'stream' if state is not None else 'body'} ({shorten(str(exc), 120)})",
+            f"{kept}; retry, and check for a proxy or server that cuts long responses",
+        )
+    return ConnectError(f"reading the response failed: {shorten(str(exc) or type(exc).__name__, 160)}", "retry; check the server's log")

@@ -1,0 +1,143 @@
+"""The request a command sends: the prompt (argument, stdin or both), `-e` escapes, `--param`
+values, and the body (flags over the settings' defaults)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from acs_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from acs_cli.options import RequestOptions
+    from acs_cli.terminal import Terminal
+
+DEFAULT_MAX_TOKENS = 256
+
+
+def decode_escapes(text: str) -> str:
+    """`-e`: \\n, \\t and \\\\ become the characters; any other backslash stays as typed."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def read_prompt(argument: str | None, escapes: bool, term: Terminal, command: str = "complete") -> str:
+    """The argument, stdin, or stdin's text, a newline, then the argument."""
+    if argument is not None and escapes:
+        argument = decode_escapes(argument)
+    stdin_text: str | None = None
+    if argument == "-" or (not term.stdin_tty and term.stdin is not None):
+        stdin_text = term.read_stdin().decode("utf-8", "replace")
+        # the newline `echo` adds ends the input; it is not part of the prompt
+        if stdin_text.endswith("\r\n"):
+            stdin_text = stdin_text[:-2]
+        elif stdin_text.endswith("\n"):
+            stdin_text = stdin_text[:-1]
+    if argument == "-":
+        argument = None
+    if argument is None and stdin_text is None:
+        raise UsageError(
+            "no prompt: give one as an argument or pipe it on stdin",
+            f'acs {command} "Five reasons to learn Rust:\\n1." -e   or   echo "Once upon a time" | acs {command}',
+        )
+    if stdin_text and argument:
+        prompt = f"{stdin_text}\n{argument}"
+    else:
+        prompt = argument if argument else (stdin_text or "")
+    if not prompt.strip():
+        raise UsageError("the prompt is empty", f'give some text: acs {command} "Once upon a time"')
+    return prompt
+
+
+def _no_nan(value: Any) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError("NaN and Infinity are not JSON")
+    return value
+
+
+def parse_params(params: list[str]) -> dict[str, Any]:
+    """`--param KEY=VALUE`: VALUE is JSON when it parses (top_k=40, ignore_eos=true), else a
+    string. NaN and Infinity are refused: JSON has no such values, so no server could read them."""
+    extra: dict[str, Any] = {}
+    for item in params:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise UsageError(f"--param {item!r} is not KEY=VALUE", "for example --param top_k=40 --param ignore_eos=true")
+        if key == "stream":
+            raise UsageError("--param stream cannot be set: acs always streams", "use --raw to see the wire as it comes")
+        try:
+            extra[key] = json.loads(value, parse_constant=_no_nan, parse_float=_finite_float)
+        except ValueError as exc:
+            if "NaN and Infinity" in str(exc):
+                raise UsageError(f"--param {key}: {value} is not a number JSON can carry", "give a finite number") from None
+            extra[key] = value
+        except RecursionError:
+            raise UsageError(f"--param {key}: the value is nested too deeply", "give a simpler JSON value") from None
+    return extra
+
+
+def check_finite(name: str, value: float | None) -> None:
+    """Numeric flags: NaN and Infinity cannot go into a JSON request."""
+    if value is not None and not math.isfinite(value):
+        raise UsageError(f"{name} {value} is not a finite number", f"give {name} a finite number")
+
+
+def build_body(model: str, prompt: Any, opts: RequestOptions, defaults: Any = None) -> dict[str, Any]:
+    """The request: flags over the settings' defaults (profile, config file, built-in)."""
+    body: dict[str, Any] = {"model": model, "prompt": prompt}
+
+    def pick(name: str) -> Any:
+        value = getattr(opts, name)
+        return value if value is not None else getattr(defaults, name, None)
+
+    optional = {
+        "max_tokens": pick("max_tokens"),
+        "temperature": pick("temperature"),
+        "top_p": pick("top_p"),
+        "seed": pick("seed"),
+        "n": opts.n,
+        "logprobs": opts.logprobs,
+        "presence_penalty": pick("presence_penalty"),
+        "frequency_penalty": pick("frequency_penalty"),
+    }
+    if optional["max_tokens"] is None:
+        optional["max_tokens"] = DEFAULT_MAX_TOKENS
+    body.update({k: v for k, v in optional.items() if v is not None})
+    stop = opts.stop or list(getattr(defaults, "stop", ()) or ())
+    if stop:
+        body["stop"] = list(stop)
+    if opts.echo:
+        body["echo"] = True
+    body["stream"] = True
+    if opts.usage:
+        body["stream_options"] = {"include_usage": True}
+    extra = dict(getattr(defaults, "params", None) or {})
+    extra.update(parse_params(opts.params))
+    extra.pop("stream", None)  # acs always streams
+    body.update(extra)
+    return body
+
+
+def choices_in(body: dict[str, Any]) -> int:
+    """How many choices a request asks for: n for each prompt of a prompt list."""
+    n = body.get("n")
+    n = n if type(n) is int and n > 0 else 1
+    prompt = body.get("prompt")
+    prompts = len(prompt) if isinstance(prompt, list) and prompt and not all(type(t) is int for t in prompt) else 1
+    return n * max(1, prompts)
