@@ -85,6 +85,19 @@ def _arguments(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))  # a server that sends an object
 
 
+def is_chat(frame: Any) -> bool:
+    """Whether a frame (or a whole answer) is a chat one: its `object` says so, or its first
+    choice has a `delta` or a `message` instead of `text`."""
+    if not isinstance(frame, dict):
+        return False
+    kind = frame.get("object")
+    if isinstance(kind, str):
+        return kind.startswith("chat.completion")
+    choices = frame.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return isinstance(first, dict) and ("delta" in first or "message" in first) and "text" not in first
+
+
 class ChatState(CompletionState):
     """CompletionState for chat streams: content becomes Delta, reasoning Reasoning, tool-call
     fragments ToolCallDelta (see the module docstring)."""

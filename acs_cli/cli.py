@@ -129,32 +129,112 @@ def complete(
         prompt=prompt,
         escapes=escapes,
         connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries),
-        request=RequestOptions(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop or [],
-            seed=seed,
-            n=n,
-            logprobs=logprobs,
-            echo=echo,
-            presence_penalty=presence_penalty,
-            frequency_penalty=frequency_penalty,
-            params=param or [],
-            usage=not no_usage,
-        ),
-        output=OutputOptions(
-            quiet=quiet,
-            choice=choice,
-            json=json_output,
-            jsonl=jsonl_output,
-            stats=stats,
-            logprobs_table=logprobs_table,
-            raw=raw,
-            include_headers=include,
-        ),
+        request=_request(max_tokens, temperature, top_p, stop, seed, n, logprobs, presence_penalty, frequency_penalty, param, no_usage, echo),
+        output=_output(quiet, choice, json_output, jsonl_output, stats, logprobs_table, raw, include),
     )
     _run(ctx, lambda term: run_complete(opts, term), usage=True)
+
+
+CHAT_EPILOG = """\
+Examples:
+
+  acs chat "Why is the sky blue?"
+
+  acs chat --system "Answer in one sentence." "What is Rust?"
+
+  cat notes.txt | acs chat "Summarize these notes." > summary.txt
+
+  acs chat --tools tools.json "What is the weather in Paris?"      # tool calls as they stream
+
+  acs chat --reasoning hide "Is 1009 prime?"                        # only the answer
+
+  acs chat                                   # a conversation; /help lists its commands
+
+Environment: ACS_API_BASE (default http://localhost:8000/v1), ACS_API_KEY, ACS_MODEL, ACS_TIMEOUT.
+"""
+
+# the request flags chat shares with complete
+MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", help="Most tokens to generate [default 256, or the profile's].", min=0, show_default=False)]
+Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", help="Sampling temperature.")]
+TopP = Annotated[Optional[float], typer.Option("--top-p", metavar="P", help="Nucleus sampling probability mass.")]
+Stop = Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop string (repeatable).")]
+Seed = Annotated[Optional[int], typer.Option("--seed", metavar="SEED", help="Sampling seed, for reproducible output.")]
+Choices = Annotated[Optional[int], typer.Option("--n", "-n", metavar="N", help="Number of choices to generate.", min=1)]
+PresencePenalty = Annotated[Optional[float], typer.Option("--presence-penalty", metavar="X", help="Penalty for tokens already present.")]
+FrequencyPenalty = Annotated[Optional[float], typer.Option("--frequency-penalty", metavar="X", help="Penalty by token frequency.")]
+Params = Annotated[
+    Optional[list[str]],
+    typer.Option("--param", "-p", metavar="KEY=VALUE", help="Extra request field KEY=VALUE (repeatable); VALUE is JSON when it parses, e.g. top_k=40."),
+]
+NoUsage = Annotated[bool, typer.Option("--no-usage", help="Do not ask for the usage chunk (stream_options).")]
+Raw = Annotated[bool, typer.Option("--raw", help="Print the response body exactly as received, like curl -N.")]
+Include = Annotated[bool, typer.Option("--include", "-i", help="With --raw, print the status line and headers first.")]
+Escapes = Annotated[bool, typer.Option("--escapes", "-e", help="Turn \\n, \\t and \\\\ in PROMPT, --system and --stop into the characters.")]
+Reasoning = Annotated[
+    Optional[str],
+    typer.Option("--reasoning", metavar="show|hide|only", help="Reasoning on stdout: show, hide, or only it [default: shown dimmed on a terminal, not in a pipe].", show_default=False),
+]
+
+
+@app.command(epilog=CHAT_EPILOG)
+def chat(
+    ctx: typer.Context,
+    prompt: Annotated[
+        Optional[str],
+        typer.Argument(help="The user message. `-` or nothing reads stdin; with both, stdin's text comes first. None on a terminal: a conversation.", show_default=False),
+    ] = None,
+    system: Annotated[Optional[str], typer.Option("--system", metavar="TEXT", help="The system message.")] = None,
+    system_file: Annotated[Optional[str], typer.Option("--system-file", metavar="FILE", help="The system message from a file.")] = None,
+    messages: Annotated[
+        Optional[str], typer.Option("--messages", metavar="FILE", help="The conversation so far: a JSON array of messages or JSONL; `-` reads stdin.")
+    ] = None,
+    tools: Annotated[Optional[str], typer.Option("--tools", metavar="FILE", help="Send these tools (a JSON array) so the model can call them.")] = None,
+    reasoning: Reasoning = None,
+    escapes: Escapes = False,
+    model: Model = None,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    stop: Stop = None,
+    seed: Seed = None,
+    n: Choices = None,
+    logprobs: Annotated[Optional[int], typer.Option("--logprobs", metavar="N", help="Return the top N log probabilities per token (logprobs, top_logprobs).", min=0)] = None,
+    presence_penalty: PresencePenalty = None,
+    frequency_penalty: FrequencyPenalty = None,
+    param: Params = None,
+    no_usage: NoUsage = False,
+    quiet: Quiet = False,
+    choice: Choice = None,
+    json_output: JsonOutput = False,
+    jsonl_output: JsonLines = False,
+    stats: Annotated[bool, typer.Option("--stats", help="Add the time to the first reasoning and answer token, tokens/s and total time to the usage line.")] = False,
+    logprobs_table: Annotated[
+        bool, typer.Option("--logprobs-table", help="After the answer, each token's probability and top alternatives, on stderr (implies --logprobs 5).")
+    ] = False,
+    raw: Raw = False,
+    include: Include = False,
+    base_url: BaseUrl = None,
+    timeout: Timeout = None,
+    retries: Retries = 2,
+    profile: Profile = None,
+) -> None:
+    """Chat (POST /chat/completions): the answer live on a terminal, exact in a pipe; reasoning and tool calls as they stream."""
+    from acs_cli.commands.chat import chat as run_chat
+    from acs_cli.options import ChatOptions
+
+    opts = ChatOptions(
+        prompt=prompt,
+        escapes=escapes,
+        system=system,
+        system_file=system_file,
+        messages=messages,
+        tools=tools,
+        reasoning=reasoning,
+        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries),
+        request=_request(max_tokens, temperature, top_p, stop, seed, n, logprobs, presence_penalty, frequency_penalty, param, no_usage),
+        output=_output(quiet, choice, json_output, jsonl_output, stats, logprobs_table, raw, include),
+    )
+    _run(ctx, lambda term: run_chat(opts, term), usage=True)
 
 
 @app.command(epilog=REPLAY_EPILOG)
@@ -175,12 +255,16 @@ def replay(
     logprobs_table: Annotated[
         bool, typer.Option("--logprobs-table", help="After the text, each token's probability and top alternatives, on stderr.")
     ] = False,
+    chat: Annotated[
+        bool, typer.Option("--chat", help="Render as acs chat does (found by itself in chat captures); without FILE, a bundled chat sample.")
+    ] = False,
+    reasoning: Reasoning = None,
 ) -> None:
     """Replay a --raw capture through the same parser and renderer as a live stream."""
     from acs_cli.commands.replay import replay as run_replay
 
-    output = OutputOptions(quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table)
-    opts = ReplayOptions(source=file, delay=delay, choices=n or 1, output=output, logprobs=logprobs)
+    output = _output(quiet, choice, json_output, jsonl_output, stats, logprobs_table)
+    opts = ReplayOptions(source=file, delay=delay, choices=n or 1, output=output, logprobs=logprobs, chat=chat, reasoning=reasoning)
     _run(ctx, lambda term: run_replay(opts, term), usage=True)
 
 
@@ -262,6 +346,46 @@ def completion(
         return 0
 
     _run(ctx, show)
+
+
+def _request(
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    stop: list[str] | None,
+    seed: int | None,
+    n: int | None,
+    logprobs: int | None,
+    presence_penalty: float | None,
+    frequency_penalty: float | None,
+    param: list[str] | None,
+    no_usage: bool,
+    echo: bool = False,
+) -> RequestOptions:
+    """The request flags complete and chat share, as RequestOptions."""
+    return RequestOptions(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=stop or [],
+        seed=seed,
+        n=n,
+        logprobs=logprobs,
+        echo=echo,
+        presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty,
+        params=param or [],
+        usage=not no_usage,
+    )
+
+
+def _output(
+    quiet: bool, choice: int | None, json_output: bool, jsonl_output: bool, stats: bool, logprobs_table: bool, raw: bool = False, include: bool = False
+) -> OutputOptions:
+    """The output flags, as OutputOptions."""
+    return OutputOptions(
+        quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table, raw=raw, include_headers=include
+    )
 
 
 def _run(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False) -> None:

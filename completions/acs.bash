@@ -11,10 +11,16 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "complete completion config doctor models replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "chat complete completion config doctor models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
+        chat)
+            case "$prev" in --system|--system-file|--messages|--tools|--reasoning|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--system --system-file --messages --tools --reasoning --escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --retries --profile --help -h" -- "$cur"))
+            fi
+            ;;
         complete)
             case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
@@ -46,9 +52,9 @@ _acs() {
             fi
             ;;
         replay)
-            case "$prev" in --delay|--n|-n|--choice) return ;; esac
+            case "$prev" in --delay|--n|-n|--choice|--reasoning) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--delay --n -n --quiet -q --choice --json --jsonl --stats --logprobs --logprobs-table --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--delay --n -n --quiet -q --choice --json --jsonl --stats --logprobs --logprobs-table --chat --reasoning --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi
