@@ -59,7 +59,8 @@ class ChatLayout:
         self.reasoning = reasoning in ("show", "only") or (reasoning is None and labels)
         self.last: dict[int, str] = {}  # per choice: the kind last shown (answer, reasoning, tool)
         self.open: dict[int, bool] = {}  # per choice: whether what it showed ends mid-line
-        self.calls: dict[tuple[int, int], list[Any]] = {}  # (choice, call) -> [name, parts] for stderr
+        self.calls: dict[tuple[int, int], list[Any]] = {}  # (choice, call) -> [name, parts] for stderr (seen, on a terminal)
+        self.drawn: dict[int, int] = {}  # per choice: the call whose arguments are being drawn
         self.ended: list[tuple[int, str | None, str]] = []  # finished calls to print on stderr
 
     def map(self, records: list[Record]) -> list[Record]:
@@ -121,13 +122,16 @@ class ChatLayout:
             kept[0] = kept[0] or r.name
             kept[1].append(r.arguments)
             return
-        if (r.index, r.call) not in self.calls:  # a new call: its heading first
+        if self.last.get(r.index) != "tool" or self.drawn.get(r.index) != r.call:
+            # a new call (or, from a server that interleaves calls, one seen before): its heading
+            resumed = (r.index, r.call) in self.calls
             self.calls[(r.index, r.call)] = []
             if self.last.get(r.index) == "tool":
-                self.last[r.index] = "answer"  # close the previous call
+                self.last[r.index] = "answer"  # close the call drawn so far
                 self._add(out, r.index, ")\n", "call")
             self._switch(r.index, "tool", out)
-            self._add(out, r.index, f"→ {r.name or '?'}(", "call")
+            self._add(out, r.index, f"→ {r.name or '?'}(" + ("…" if resumed else ""), "call")
+            self.drawn[r.index] = r.call
         if r.arguments:
             self._add(out, r.index, r.arguments, "tool")
 
