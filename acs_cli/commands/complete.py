@@ -76,10 +76,11 @@ def send(
 
             assert isinstance(sink, RawSink)
             return drive(sink, lambda outcome: _raw(api, settings, body, opts, sink, outcome, term, path), settings.model)
-        return drive(sink, lambda outcome: _stream(api, settings, body, sink, outcome, state_class(choices), path), settings.model)
+        return drive(sink, lambda outcome: stream_answer(api, settings, body, sink, outcome, state_class(choices), path), settings.model)
 
 
-def _stream(api: Api, settings: ResolvedSettings, body: dict[str, Any], sink: Sink, outcome: Outcome, state: CompletionState, path: str) -> AcsError | None:
+def stream_answer(api: Api, settings: ResolvedSettings, body: dict[str, Any], sink: Sink, outcome: Outcome, state: CompletionState, path: str) -> AcsError | None:
+    """Send the request and read its answer through `state` into the sink; the verdict."""
     body["model"] = outcome.model = settings.model or api.pick_model()
     outcome.timeline.sent = time.perf_counter()
     response = api.open_completion(body, path=path)
