@@ -65,14 +65,20 @@ class ChatLayout:
 
     def map(self, records: list[Record]) -> list[Record]:
         out: list[Record] = []
+        answer, last = self.answer, self.last
+        inline = self.reasoning or self.labels  # else the answer alone: no separators to place
         for r in records:
             kind = type(r)
             if kind is Delta:
-                if r.text and not self.answer:  # type: ignore[union-attr]
-                    continue
-                if r.text:  # type: ignore[union-attr]
-                    self._switch(r.index, "answer", out)  # type: ignore[union-attr]
-                    self.open[r.index] = r.text[-1] != "\n"  # type: ignore[union-attr]
+                text = r.text  # type: ignore[union-attr]
+                if text:
+                    if not answer:
+                        continue
+                    if inline:
+                        index = r.index  # type: ignore[union-attr]
+                        if last.get(index) != "answer":
+                            self._switch(index, "answer", out)
+                        self.open[index] = text[-1] != "\n"
                 out.append(r)
             elif kind is Reasoning:
                 if self.reasoning:
