@@ -7,7 +7,7 @@ whose state this extends); only what one choice of one frame says differs. What 
   the first chunk usually holds only `{"role": "assistant"}` (llama-server adds `"content":
   null`, vLLM `"content": ""`): that is the choice's first appearance, never a token;
 - `content` may be a string, `""`, null or missing;
-- reasoning arrives under `reasoning_content` (llama-server, vLLM before 0.10.2) or `reasoning`
+- reasoning arrives under `reasoning_content` (llama-server, older vLLM) or `reasoning`
   (newer vLLM), before the answer or interleaved with it; when a delta carries both names (a
   server sending both for compatibility) it is the same text, taken once;
 - tool calls arrive as fragments `{"index", "id", "type", "function": {"name", "arguments"}}`
