@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from acs_cli.secrets import redact, remember_secret  # noqa: F401 - re-exported; they live in acs_cli.secrets
+
 
 class ExitStatus(IntEnum):
     OK = 0
@@ -108,26 +110,3 @@ class IncompleteStream(AcsError):
 
 class ProtocolError(AcsError):
     status = ExitStatus.PROTOCOL
-
-
-# every key value acs has resolved this run (environment, key file, key command), so that no
-# message can show one, whatever put it there
-_SECRETS: set[str] = set()
-
-
-def remember_secret(value: str) -> None:
-    if len(value.strip()) >= 4:
-        _SECRETS.add(value)
-        _SECRETS.add(value.strip())
-
-
-def redact(text: str) -> str:
-    """Whatever a message says, a key's value never reaches the screen."""
-    import os
-
-    for name, value in os.environ.items():
-        if name.upper() == "ACS_API_KEY":
-            remember_secret(value)
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "[ACS_API_KEY]")
-    return text
