@@ -228,12 +228,17 @@ def _run_key_command(command: str, resolved_from: str) -> bytes:
     if status is None:
         raise ConfigError(f"api_key_command ({resolved_from}) could not run: it timed out after {KEY_COMMAND_SECONDS:g} s", hint)
     if status != 0:
-        raise ConfigError(f"api_key_command ({resolved_from}) failed with exit status {status}", f"run it yourself to see why: {command}")
+        # the hint does not repeat the command: its text may hold a token of its own
+        raise ConfigError(f"api_key_command ({resolved_from}) failed with exit status {status}", "run the command yourself to see why")
     return output
 
 
 def _collect(process: Any) -> tuple[bytes, int | None]:
-    """Up to KEY_FILE_LIMIT + 1 bytes of stdout and the exit status (None: out of time)."""
+    """Up to KEY_FILE_LIMIT + 1 bytes of stdout and the exit status (None: out of time).
+
+    Reading stops at end of output, or soon after the command exits even if something it
+    started in the background still holds its stdout open.
+    """
     import selectors
     import subprocess
     import time
@@ -244,8 +249,12 @@ def _collect(process: Any) -> tuple[bytes, int | None]:
         selector.register(process.stdout, selectors.EVENT_READ)
         while len(output) <= KEY_FILE_LIMIT:
             left = deadline - time.monotonic()
-            if left <= 0 or not selector.select(left):
+            if left <= 0:
                 return bytes(output), None
+            if not selector.select(min(left, 0.1)):
+                if process.poll() is not None:
+                    break  # it ended; whatever still holds the pipe is not the key
+                continue
             chunk = os.read(process.stdout.fileno(), 65536)
             if not chunk:
                 break

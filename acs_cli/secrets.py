@@ -7,10 +7,11 @@ Redact before shortening (`redact_then_shorten`): a key cut in half no longer ma
 
 The short-key rule. A remembered secret of 8 characters or more is replaced wherever it occurs,
 even inside a longer word. A shorter one (a local server often takes any key: "x", "test") is
-replaced only as a whole token, i.e. not next to another letter or digit, so the key "ab" hides
-"Bearer ab" and `"ab"` but leaves "about" alone; such a key is usually not a secret worth much,
-and hiding it inside every word would make messages unreadable. A message that happens to hold
-the same word as a short key loses that word: showing it would show the key.
+replaced only as a whole token: a letter or digit at its edge must not touch another letter or
+digit (as a regular expression's \b says), so the key "ab" hides "Bearer ab" and `"ab"` but
+leaves "about" alone; such a key is usually not a secret worth much, and hiding it inside every
+word would make messages unreadable. A message that happens to hold the same word as a short key
+loses that word: showing it would show the key.
 
 This module is a leaf: no acs imports, so errors.py, config.py and settings.py can all use it.
 """
@@ -118,11 +119,17 @@ def _secrets_pattern() -> re.Pattern[str] | None:
         alternatives = []
         for secret in sorted(_SECRETS, key=len, reverse=True):  # a longer secret first
             escaped = re.escape(secret)
-            if len(secret) < WHOLE_WORD_BELOW:
-                escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
+            if len(secret) < WHOLE_WORD_BELOW:  # not glued to a letter or digit, as \b would say
+                before = r"(?<![A-Za-z0-9])" if _alnum(secret[0]) else ""
+                after = r"(?![A-Za-z0-9])" if _alnum(secret[-1]) else ""
+                escaped = before + escaped + after
             alternatives.append(escaped)
         _PATTERN = re.compile("|".join(alternatives))
     return _PATTERN
+
+
+def _alnum(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
 
 
 def key_problem(key: str) -> str | None:

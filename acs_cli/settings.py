@@ -188,16 +188,16 @@ def collect(flags: dict[str, Any]) -> Collected:
         if setting.name == "profile":
             continue
         candidates = [*_flag_and_env(setting, flags, env), *_file_layers(setting, profile, defaults, profile_name)]
-        if setting.fallback and env.get(setting.fallback) and _fallback_allowed(setting, collected):
+        if setting.fallback and env.get(setting.fallback) and _paired(setting, collected):
             candidates.append((env[setting.fallback], Origin("fallback", setting.fallback, f"env {setting.fallback}")))
-        elif setting.fallback and env.get(setting.fallback) and setting.name == "api_key":
-            collected.notes["api_key"] = (
-                "OPENAI_API_KEY is set but not used: the base URL did not come from OPENAI_BASE_URL and is not https://api.openai.com"
-            )
         winner = _merged(setting, candidates, collected) if setting.kind is TABLE_KIND else _first(setting, candidates)
         if winner is not None:
             collected.raw[setting.name] = _decoded(setting, winner, collected)
     _one_key_source(collected)
+    if env.get("OPENAI_API_KEY") and not any(name in collected.raw for name in KEY_SOURCES):
+        collected.notes["api_key"] = (
+            "OPENAI_API_KEY is set but not used: the base URL did not come from OPENAI_BASE_URL and is not https://api.openai.com"
+        )
     _remember(collected)
     return collected
 
@@ -288,20 +288,19 @@ def _decoded(setting: Setting, candidate: tuple[Any, Origin], collected: Collect
     return value, origin
 
 
-def _fallback_allowed(setting: Setting, collected: Collected) -> bool:
-    """OPENAI_BASE_URL always (below the config file); OPENAI_API_KEY only when paired."""
+def _paired(setting: Setting, collected: Collected) -> bool:
+    """OPENAI_BASE_URL is always a fallback; OPENAI_API_KEY only for the base URL it belongs to:
+    one that came from OPENAI_BASE_URL, or https://api.openai.com itself."""
     if setting.name != "api_key":
         return True
-    if any(name in collected.raw for name in KEY_SOURCES):
-        return False
     value, origin = collected.raw.get("base_url", (DEFAULT_BASE_URL, DEFAULT))
-    if origin.name == "OPENAI_BASE_URL":
+    if origin.layer == "fallback":  # OPENAI_BASE_URL
         return True
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(str(value).strip())
-        return parts.scheme == "https" and parts.hostname == "api.openai.com"
+        return parts.scheme.lower() == "https" and parts.hostname == "api.openai.com"
     except ValueError:
         return False
 
