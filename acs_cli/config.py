@@ -139,16 +139,15 @@ def _utf8(raw: bytes, where: str) -> str:
 def _checked(config: ConfigFile, table: dict[str, Any], profile: str | None) -> dict[str, Any]:
     """The table, once every key is a setting (or an alias of one) and only params is a table."""
     for key, value in table.items():
-        where = config.where(key, profile) if key not in FILE_KEYS or isinstance(value, dict) else ""
         if key not in FILE_KEYS:
             import difflib
 
             known = sorted(s.keys[0] for s in TABLE if s.keys) + ["profile"]
             close = difflib.get_close_matches(key, list(FILE_KEYS) + ["profile"], n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(f"{where}: unknown setting {key!r}", hint + "known settings: " + ", ".join(known))
+            raise ConfigError(f"{config.where(key, profile)}: unknown setting {key!r}", hint + "known settings: " + ", ".join(known))
         if isinstance(value, dict) and FILE_KEYS[key].kind is not TABLE_KIND:
-            raise ConfigError(f"{where}: {key} must be a value, not a table", f"write {key} = VALUE")
+            raise ConfigError(f"{config.where(key, profile)}: {key} must be a value, not a table", f"write {key} = VALUE")
     return table
 
 

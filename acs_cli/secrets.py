@@ -29,9 +29,10 @@ ENV_KEYS = ("ACS_API_KEY", "OPENAI_API_KEY")  # secrets whatever acs does with t
 # the scheme and the userinfo of a URL anywhere in a text: the userinfo ends at the last "@"
 # before the path, query or fragment (as urlsplit reads it). The lookbehind starts a scheme only
 # at the start of a word, so a long run of letters costs one scan, not one per letter.
-_URL_USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/?#\\]*)@")
+# Kept as strings: re compiles (and caches) them on first use, which most runs never reach.
+_URL_USERINFO = r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/?#\\]*)@"
 # a URL given without a scheme (a mistake acs reports, showing the value): userinfo from the start
-_BARE_USERINFO = re.compile(r"^()([^\s/?#\\]*)@")
+_BARE_USERINFO = r"^()([^\s/?#\\]*)@"
 
 _SECRETS: set[str] = set()
 _PATTERN: re.Pattern[str] | None = None  # built from _SECRETS, longest first; None = rebuild
@@ -68,7 +69,10 @@ def remember_secret(value: str) -> None:
 
 def url_credentials(url: str) -> tuple[str, str | None] | None:
     """(user, password) of a URL's `user:password@` part, or None when it has none."""
-    match = _URL_USERINFO.match(url.strip()) or _BARE_USERINFO.match(url.strip())
+    url = url.strip()
+    if "@" not in url:
+        return None
+    match = re.match(_URL_USERINFO, url) or re.match(_BARE_USERINFO, url)
     if match is None or not match.group(2):
         return None
     user, colon, password = match.group(2).partition(":")
@@ -93,8 +97,10 @@ def remember_url(url: str) -> None:
 
 def mask_url(url: str) -> str:
     """The URL with its `user:password@` part shown as `***@` (with or without a scheme)."""
-    masked = _URL_USERINFO.sub(rf"\1{MASK}@", url)
-    return _BARE_USERINFO.sub(f"{MASK}@", masked) if "://" not in masked else masked
+    if "@" not in url:
+        return url
+    masked = re.sub(_URL_USERINFO, rf"\1{MASK}@", url)
+    return re.sub(_BARE_USERINFO, f"{MASK}@", masked) if "://" not in masked else masked
 
 
 def redact(text: str) -> str:
@@ -102,7 +108,8 @@ def redact(text: str) -> str:
     for name, value in os.environ.items():
         if name.upper() in ENV_KEYS:
             remember_secret(value)
-    text = _URL_USERINFO.sub(rf"\1{MASK}@", text)
+    if "@" in text:
+        text = re.sub(_URL_USERINFO, rf"\1{MASK}@", text)
     pattern = _secrets_pattern()
     return pattern.sub(PLACEHOLDER, text) if pattern is not None else text
 

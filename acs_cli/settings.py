@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from acs_cli.config import (
     ConfigFile,
@@ -96,8 +96,7 @@ class SettingError(ConfigError):
         self.setting = setting
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     layer: str  # one of LAYERS
     name: str  # what the user wrote: "--base-url", "ACS_API_BASE", the config key "api_base", ...
     label: str  # for `acs config show` and ResolvedSettings.sources: "env ACS_API_BASE", "profile dev"
@@ -136,14 +135,14 @@ class ResolvedSettings:
         return self.base_url
 
 
-@dataclass
 class Collected:
     """Every setting's winning raw value and its origin, and what the run read to find them."""
 
-    raw: dict[str, tuple[Any, Origin]]
-    config: ConfigFile | None
-    profile_name: str | None
-    notes: dict[str, str]
+    def __init__(self, config: ConfigFile | None, profile_name: str | None) -> None:
+        self.raw: dict[str, tuple[Any, Origin]] = {}
+        self.config = config
+        self.profile_name = profile_name
+        self.notes: dict[str, str] = {}
 
     def where(self, origin: Origin) -> str:
         """The place a value came from, as an error message names it."""
@@ -178,9 +177,10 @@ def collect(flags: dict[str, Any]) -> Collected:
     """Each setting's value from the highest layer that sets it (see the module's docstring)."""
     env = _environment()
     flags = _flags_by_name(flags)
-    config = read_config() if config_path().exists() else None
+    path = config_path()
+    config = read_config(path) if path.exists() else None
     profile_name, profile, origin = _profile(config, flags, env)
-    collected = Collected({}, config, profile_name, {})
+    collected = Collected(config, profile_name)
     if profile_name:
         collected.raw["profile"] = (profile_name, origin)
     defaults = config.defaults if config else {}
@@ -216,14 +216,14 @@ def _environment() -> dict[str, str]:
     """ACS_ variables by their upper-case name, whatever their spelling (as pydantic-settings
     matched them; the upper-case spelling wins), and the OPENAI_ fallbacks as spelled."""
     env: dict[str, str] = {}
-    fallbacks = {s.fallback for s in TABLE if s.fallback}
-    for name, value in os.environ.items():
+    for name in os.environ:  # names only: decoding every value would cost more than the rest
         upper = name.upper()
-        if upper.startswith("ACS_") and (upper not in env or name == upper):
-            env[upper] = value
-        elif name in fallbacks:
-            env[name] = value
+        if (upper.startswith("ACS_") and (upper not in env or name == upper)) or name in _FALLBACKS:
+            env[upper] = os.environ[name]
     return env
+
+
+_FALLBACKS = frozenset(s.fallback for s in TABLE if s.fallback)
 
 
 def _flags_by_name(flags: dict[str, Any]) -> dict[str, Any]:
