@@ -13,14 +13,18 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from acs_cli.errors import ConfigError
 from acs_cli.secrets import mask_url
-from acs_cli.settings_table import FILE_KEYS, SECRET, TABLE, TABLE_KIND, URL
-
-if TYPE_CHECKING:
-    from acs_cli.settings import ResolvedSettings
+from acs_cli.settings_table import (
+    FILE_KEYS,
+    SECRET,
+    TABLE,
+    TABLE_KIND,
+    URL,
+    ResolvedSettings,
+)
 
 KEY_FILE_LIMIT = 64 * 1024  # a key file or a key command's output past this is not a key
 KEY_COMMAND_SECONDS = 60.0  # api_key_command may wait for a password prompt, not forever

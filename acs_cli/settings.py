@@ -36,7 +36,6 @@ draws values from every field's domain and edges and checks both paths agree.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from acs_cli.config import (
@@ -59,13 +58,13 @@ from acs_cli.settings_table import (
     BY_NAME,
     DEFAULT_API_BASE,
     DEFAULT_BASE_URL,
-    DEFAULT_MAX_TOKENS,
     FIELDS,
     KEY_SOURCES,
     NOT_PLAIN,
     SECRET,
     TABLE,
     TABLE_KIND,
+    ResolvedSettings,
     Setting,
     build_model,
     check_base_url,
@@ -73,18 +72,9 @@ from acs_cli.settings_table import (
     within,
 )
 
-__all__ = [
-    "DEFAULT_API_BASE",
-    "DEFAULT_BASE_URL",
-    "FIELDS",
-    "TABLE",
-    "ResolvedSettings",
-    "Secret",
-    "check_base_url",
-    "config_rows",
-    "load_settings",
-    "validated_settings",
-]
+# what other modules use (some of it defined in settings_table, config and secrets)
+__all__ = ["DEFAULT_API_BASE", "DEFAULT_BASE_URL", "FIELDS", "TABLE", "ResolvedSettings", "Secret", "SettingError"]
+__all__ += ["check_base_url", "config_rows", "load_settings", "validated_settings"]
 LAYERS = ("flag", "env", "profile", "file", "fallback", "default")
 
 
@@ -103,36 +93,6 @@ class Origin(NamedTuple):
 
 
 DEFAULT = Origin("default", "", "default")
-
-
-@dataclass(frozen=True)
-class ResolvedSettings:
-    base_url: str
-    api_key: Secret | None
-    model: str | None
-    timeout: float
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    profile: str | None = None
-    warnings: tuple[str, ...] = ()
-    # where each value came from: "flag --model", "env ACS_API_BASE", "profile dev", "file defaults",
-    # "default"; for a key from a file or command "profile dev (api_key_command)"
-    sources: dict[str, str] = field(default_factory=dict)
-    config_file: str | None = None
-    notes: dict[str, str] = field(default_factory=dict)  # per setting: what was set but not used, and why
-    api_key_file: str | None = None
-    api_key_command: str | None = None
-
-    @property
-    def api_base(self) -> str:
-        """The old name of base_url."""
-        return self.base_url
 
 
 class Collected:

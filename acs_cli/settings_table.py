@@ -12,8 +12,9 @@ aliases. A kind has
                 the shortcut checks them with `within`
     after       a rule both paths apply last
 
-`build_model` turns the table into the pydantic-settings model with the same rules. This module
-imports nothing of acs but secrets.py: config.py and settings.py both read the table.
+`build_model` turns the table into the pydantic-settings model with the same rules;
+`ResolvedSettings` is what a resolution gives. This module imports nothing of acs but
+secrets.py: config.py and settings.py both read the table.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from acs_cli.secrets import key_problem
+from acs_cli.secrets import Secret, key_problem
 
 NOT_PLAIN = object()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -298,6 +300,39 @@ BY_NAME = {s.name: s for s in TABLE}
 # every spelling of a config key -> its setting (profile is read by config.py, at the top only)
 FILE_KEYS = {key: s for s in TABLE for key in s.keys}
 KEY_SOURCES = ("api_key", "api_key_file", "api_key_command")
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """What a resolution gives: one attribute per row of the table (the key as a Secret), and
+    where each value came from."""
+
+    base_url: str
+    api_key: Secret | None
+    model: str | None
+    timeout: float
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None
+    warnings: tuple[str, ...] = ()
+    # where each value came from: "flag --model", "env ACS_API_BASE", "profile dev", "file defaults",
+    # "default"; for a key from a file or command "profile dev (api_key_command)"
+    sources: dict[str, str] = field(default_factory=dict)
+    config_file: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # per setting: what was set but not used, and why
+    api_key_file: str | None = None
+    api_key_command: str | None = None
+
+    @property
+    def api_base(self) -> str:
+        """The old name of base_url."""
+        return self.base_url
 
 
 def build_model(table: Any) -> type[Any]:
