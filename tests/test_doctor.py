@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import select
 import shutil
 import socket
@@ -73,6 +74,11 @@ def text_checks(stdout: str) -> dict[str, tuple[str, str, str | None]]:
         if not line or line[0] not in status_of:
             continue
         rest = line[2:]
+        folded = re.fullmatch(r"\d+ checks skipped \((.*)\): (.*)", rest)
+        if folded:  # a run of checks skipped for one reason: one line naming them
+            for name in folded.group(2).split(", "):
+                out[name] = ("skip", f"skipped: {folded.group(1)}", None)
+            continue
         name = next(n for n in sorted(NAMES, key=len, reverse=True) if rest.startswith(n))
         hint = None
         if i + 1 < len(lines) and lines[i + 1].lstrip().startswith("hint: "):
@@ -116,7 +122,7 @@ def test_healthy_server_passes_every_check(server: ScriptedServer) -> None:
 
 
 def test_healthy_server_json(server: ScriptedServer) -> None:
-    serve(server)
+    serve(server, completion=text_reply(WORDS[:5], delay=0.05))  # a healthy server honours max_tokens 5
     code, payload, checks = doctor_json(["--max-tokens", "5"], env(server.base_url))
     assert code == 0
     assert payload["ok"] is True and payload["base_url"] == server.base_url
@@ -323,11 +329,10 @@ def test_html_answer_is_a_protocol_error(server: ScriptedServer) -> None:
 # ---------------------------------------------------------------------------------------- buffering
 
 
-def buffered(headers: list[tuple[str, str]] | None = None) -> Reply:
+def buffered() -> Reply:
     """What a buffering proxy delivers: nothing for a second, then every frame in one write."""
     whole = b"".join(text_reply(WORDS).segments)
-    kw = {"headers": headers} if headers else {}
-    return Reply(segments=[whole], first_delay=1.0, **kw)
+    return Reply(segments=[whole], first_delay=1.0)
 
 
 def test_buffering_proxy_is_detected(server: ScriptedServer) -> None:
@@ -338,16 +343,6 @@ def test_buffering_proxy_is_detected(server: ScriptedServer) -> None:
     assert status == "warn" and "frames arrive all at once: a proxy is buffering the stream" in detail
     assert hint and "proxy_buffering off;" in hint and "X-Accel-Buffering: no" in hint
     assert "X-Accel-Buffering: no" not in detail
-
-
-def test_buffering_despite_x_accel_buffering_header(server: ScriptedServer) -> None:
-    headers = [("content-type", "text/event-stream"), ("x-accel-buffering", "no")]
-    serve(server, completion=buffered(headers))
-    code, _, checks = doctor_json([], env(server.base_url))
-    assert code == 0
-    assert checks["buffering"]["status"] == "warn"
-    assert "X-Accel-Buffering: no" in checks["buffering"]["detail"]
-    assert "ignores it" in checks["buffering"]["hint"]
 
 
 def test_paced_stream_is_not_buffered(server: ScriptedServer) -> None:
@@ -361,16 +356,6 @@ def test_paced_stream_is_not_buffered(server: ScriptedServer) -> None:
     assert checks["first token"]["seconds"] >= 0.3
 
 
-def test_frames_in_bursts_warn(server: ScriptedServer) -> None:
-    frames = text_reply(WORDS).segments
-    bursts = Reply(segments=[b"".join(frames[:4]), b"".join(frames[4:])], delay=0.4)
-    serve(server, completion=bursts)
-    code, _, checks = doctor_json([], env(server.base_url))
-    assert code == 0
-    assert checks["buffering"]["status"] == "warn" and "bursts" in checks["buffering"]["detail"]
-    assert "proxy_buffering off;" in checks["buffering"]["hint"]
-
-
 def test_silence_past_the_timeout(server: ScriptedServer) -> None:
     serve(server, completion=Reply.sse([vllm_frame(" a")], done=False, end="hang"))
     code, _, checks = doctor_json(["--timeout", "0.5"], env(server.base_url))
@@ -378,11 +363,124 @@ def test_silence_past_the_timeout(server: ScriptedServer) -> None:
     assert checks["stream"]["status"] == "fail" and "0.5 s" in checks["stream"]["detail"]
 
 
-def test_too_few_frames_to_judge(server: ScriptedServer) -> None:
-    serve(server, completion=text_reply([" Hi"], first_delay=0.5))
+# ---------------------------------------------------------------------------------------- the probe's limits
+
+
+def test_a_server_that_ignores_max_tokens_is_cut_off_with_a_warning(server: ScriptedServer) -> None:
+    endless = Reply.sse([vllm_frame(f" w{i}") for i in range(5000)], done=False)  # far more than asked, no end
+    serve(server, completion=endless)
+    r = doctor(["--max-tokens", "5"], env(server.base_url))
+    assert r.returncode == 0, r.stdout  # a warning, not a failure
+    checks = text_checks(r.stdout)
+    status, detail, hint = checks["stream"]
+    assert status == "warn" and "the server sent more than max_tokens:" in detail and "for max_tokens 5" in detail
+    assert "the probe stopped reading there" in detail and hint and "ignores max_tokens" in hint
+    frames = int(detail.split("max_tokens: ")[1].split(" frames")[0])
+    assert 4 * 5 < frames < 5000
+    assert "– 3 checks skipped (the probe stopped reading before the end): finish reason, [DONE], usage" in r.stdout.splitlines()
+    assert checks["first token"][0] == "pass" and checks["buffering"][0] in ("pass", "warn")
+    assert server.wait_for_disconnect(10)  # the probe hung up instead of reading on
+
+
+def test_a_stream_that_never_ends_is_cut_off_by_the_time_budget(server: ScriptedServer, monkeypatch) -> None:
+    monkeypatch.setattr("acs_cli.doctor.probe.PROBE_SECONDS", 0.3)
+    pings = Reply(segments=[b": ping\n\n"] * 400, delay=0.025)  # 10 s of keep-alive comments
+    serve(server, completion=pings)
     code, _, checks = doctor_json([], env(server.base_url))
     assert code == 0
-    assert checks["buffering"]["status"] == "pass" and "not enough frames to judge" in checks["buffering"]["detail"]
+    assert checks["stream"]["status"] == "warn" and "the stream was still going after 300 ms" in checks["stream"]["detail"]
+    assert checks["stream"]["seconds"] < 5
+    assert checks["first token"]["status"] == "warn"
+
+
+def test_a_body_past_the_byte_budget_is_cut_off(server: ScriptedServer) -> None:
+    flood = Reply(segments=[b": " + b"x" * 65536 + b"\n"] * 200)  # 13 MB of comments
+    serve(server, completion=flood)
+    code, _, checks = doctor_json([], env(server.base_url))
+    assert code == 0
+    assert checks["stream"]["status"] == "warn" and "the server sent more than 352 KiB for max_tokens 16" in checks["stream"]["detail"]
+
+
+def test_a_large_json_answer_is_cut_off(server: ScriptedServer) -> None:
+    document = {"choices": [{"index": 0, "text": "x" * 1_000_000, "finish_reason": "length"}]}
+    serve(server, completion=Reply.json(200, document))
+    code, _, checks = doctor_json([], env(server.base_url))
+    assert code == 0
+    assert checks["completion"]["status"] == "warn" and checks["stream"]["status"] == "warn"
+    assert "more than 352 KiB" in checks["stream"]["detail"]
+
+
+def test_done_before_the_finish_reason_fails_as_complete_does(server: ScriptedServer) -> None:
+    serve(server, completion=Reply.sse([vllm_frame(" a"), vllm_frame(" b")]))
+    code, _, checks = doctor_json([], env(server.base_url))
+    assert code == 10
+    assert checks["finish reason"]["status"] == "fail" and "[DONE] came before" in checks["finish reason"]["detail"]
+    assert checks["[DONE]"]["status"] == "pass"
+
+
+# ---------------------------------------------------------------------------------------- what doctor shows
+
+
+def test_the_preview_shows_a_newline_once(server: ScriptedServer) -> None:
+    serve(server, completion=text_reply(["one\n", "two"]))
+    r = doctor([], env(server.base_url))
+    assert r.returncode == 0, r.stdout
+    assert text_checks(r.stdout)["stream"][1].endswith(': "one\\ntwo"')
+    _, _, checks = doctor_json([], env(server.base_url))
+    assert checks["stream"]["detail"].endswith(': "one\\ntwo"')
+
+
+def test_server_strings_are_shown_visibly(server: ScriptedServer) -> None:
+    hostile = "m\x1b[2J\x1b]0;pwned\x07\u202e"
+    serve(server, completion=Reply.json(500, {"error": {"message": f"boom {hostile}"}}), models=models_reply(hostile))
+    r = doctor([], env(server.base_url, ACS_MODEL=None))
+    assert r.returncode == 8
+    assert "m\\e[2J\\e]0;pwned\\x07\\u202e will be used" in r.stdout
+    assert "boom m\\e[2J" in text_checks(r.stdout)["completion"][1]
+    code, payload, checks = doctor_json([], env(server.base_url, ACS_MODEL=None))
+    assert "\\e[2J" in checks["model"]["detail"] and "\x1b" not in json.dumps(payload, ensure_ascii=False)
+
+
+def test_a_password_in_the_base_url_is_masked_everywhere(server: ScriptedServer) -> None:
+    serve(server, models=models_reply())
+    base = server.base_url.replace("http://", "http://bob:hunter2@")
+    for args in ([], ["--json"]):
+        r = doctor(args, env(base))
+        assert r.returncode == 3, r.stdout
+        assert "hunter2" not in r.stdout + r.stderr
+        assert "bob:***@127.0.0.1" in r.stdout
+    assert json.loads(r.stdout)["base_url"] == base.replace("hunter2", "***")
+
+
+@pytest.mark.parametrize(
+    "host, status",
+    [
+        ("127.0.0.1.invalid", "warn"),  # a name spelled like an address is not loopback
+        ("localhost.invalid", "warn"),
+        ("192.0.2.1", "warn"),
+        ("127.0.0.1", "pass"),
+        ("127.45.6.7", "pass"),  # all of 127/8 is loopback
+        ("[::1]", "pass"),
+        ("[::ffff:127.0.0.1]", "pass"),
+    ],
+)
+def test_the_plain_http_key_warning_decides_loopback_by_address(host: str, status: str, monkeypatch) -> None:
+    monkeypatch.setattr("acs_cli.doctor.checks.CONNECT_TIMEOUT", 0.5)  # 192.0.2.1 is a blackhole: no need to wait
+    _, _, checks = doctor_json([], env(f"http://{host}:{closed_port()}/v1"))
+    assert checks["base URL"]["status"] == status, checks["base URL"]
+    assert ("the key goes over plain http://" in checks["base URL"]["detail"]) == (status == "warn")
+
+
+def test_long_lines_wrap_on_a_terminal_and_not_in_a_pipe(server: ScriptedServer) -> None:
+    serve(server)
+    r = run_acs(["doctor"], env=env(server.base_url, COLUMNS="60"), stdout_tty=True, timeout=60)
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 60 for line in lines), r.stdout
+    assert any(line.startswith(" " * 17) and line.strip() for line in lines)  # a continuation under the detail
+    piped = doctor([], env(server.base_url, COLUMNS="60"))
+    assert max(len(line) for line in piped.stdout.splitlines()) > 60
+    assert len(piped.stdout.splitlines()) == 15  # the title, 13 checks, the summary: one line each
 
 
 # ---------------------------------------------------------------------------------------- terminal
