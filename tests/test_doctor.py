@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import select
 import shutil
@@ -416,6 +417,41 @@ def test_done_before_the_finish_reason_fails_as_complete_does(server: ScriptedSe
     assert code == 10
     assert checks["finish reason"]["status"] == "fail" and "[DONE] came before" in checks["finish reason"]["detail"]
     assert checks["[DONE]"]["status"] == "pass"
+
+
+def test_the_probe_takes_its_endpoint_as_a_parameter(server: ScriptedServer, monkeypatch, tmp_path: Path) -> None:
+    """What a chat probe will change: the path, the body and the parser state; nothing else."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # no config file, no key from the developer's environment
+    for name in [n for n in os.environ if n.upper().startswith(("ACS_", "OPENAI_"))]:
+        monkeypatch.delenv(name)
+    from acs_cli.api import Api
+    from acs_cli.completion_state import CompletionState
+    from acs_cli.doctor.judge import judge_probe
+    from acs_cli.doctor.probe import Endpoint, run_probe
+    from acs_cli.settings import load_settings
+
+    states: list[CompletionState] = []
+
+    def state() -> CompletionState:
+        states.append(CompletionState())
+        return states[-1]
+
+    def body(model: str, max_tokens: int) -> dict[str, Any]:
+        return {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": max_tokens, "stream": True}
+
+    def open_chat(api: Api, payload: dict[str, Any]) -> Any:
+        return api.client.send(api.client.build_request("POST", api.url("chat/completions"), json=payload), stream=True)
+
+    server.route("POST", "/v1/chat/completions", text_reply(WORDS[:3]))
+    settings = load_settings(api_base=server.base_url, model="m")
+    with Api(settings, retries=0) as api:
+        probe = run_probe(api, Endpoint("chat/completions", body, state, open_chat), "m", 3, 5.0)
+    checks = {c.name: c for c in judge_probe(probe)}
+    assert len(states) == 1 and states[0].done
+    assert checks["completion"].detail.startswith("POST /chat/completions answered 200 text/event-stream")
+    assert all(c.status == "pass" for c in checks.values()), checks
+    sent = [q for q in server.requests if q.path == "/v1/chat/completions"][0].json()
+    assert sent["messages"][0]["content"] == "Hi" and sent["max_tokens"] == 3
 
 
 # ---------------------------------------------------------------------------------------- what doctor shows

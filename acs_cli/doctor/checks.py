@@ -34,8 +34,7 @@ def check_settings(report: Report, base_url: str | None, model: str | None, time
         return None
     report.base_url = settings.api_base
     if settings.api_key is not None:
-        report.secret = settings.api_key.get_secret_value()
-        remember_secret(report.secret)  # so that redact keeps it out of every line
+        remember_secret(settings.api_key.get_secret_value())  # so that redact keeps it out of every line
     parts = urlsplit(settings.api_base)
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)

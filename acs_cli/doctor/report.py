@@ -76,7 +76,6 @@ class Report:
     def __init__(self) -> None:
         self.checks: list[Check] = []
         self.base_url = ""
-        self.secret: str | None = None  # the key's value, only to keep it out of every output
 
     def add(self, check: Check) -> Check:
         self.checks.append(check)
