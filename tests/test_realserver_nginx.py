@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.doctorutil import make_certificate
 from tests.helpers import run_acs
 from tests.realserver.servers import (  # noqa: F401  (fixtures)
     LLAMA_SERVER,
@@ -40,7 +41,6 @@ from tests.realserver.servers import (  # noqa: F401  (fixtures)
     slow_realserver,
     stop_server,
 )
-from tests.test_doctor import make_certificate
 from tests.test_realserver import ACS_TIMEOUT, complete_args, non_streaming
 
 pytestmark = [pytest.mark.realserver, pytest.mark.parametrize("slow_realserver", [LLAMA_SERVER], indirect=True)]
