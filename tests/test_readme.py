@@ -70,16 +70,21 @@ def project_files() -> list[str]:
     return [name for name in done.stdout.decode().split("\0") if name and (REPO_ROOT / name).is_file()]
 
 
+def fresh_copy(copy: Path) -> Path:
+    """The project as a fresh clone would have it, in `copy`."""
+    for name in project_files():
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    return copy
+
+
 def test_install_and_run_command_works_on_a_fresh_copy(tmp_path: Path) -> None:
     blocks = [b for b in sh_blocks(section("Install and run")) if "acs replay" in b]
     assert len(blocks) == 1
     command = command_lines(blocks[0])
     assert len(command) == 1
-    copy = tmp_path / "acs"
-    for name in project_files():
-        target = copy / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, target)
+    copy = fresh_copy(tmp_path / "acs")
     # a person's environment: PATH (for python3) and HOME, no ACS_API_BASE, and pip's own settings
     env = acs_env({"ACS_API_BASE": None, "PYTHONPATH": None}, home=tmp_path)
     for name, value in os.environ.items():
