@@ -99,6 +99,17 @@ def test_install_and_run_command_works_on_a_fresh_copy(tmp_path: Path) -> None:
     assert out.startswith(SAMPLE_START), out[:300]
     assert SAMPLE_USAGE in err
     assert (copy / ".venv" / "bin" / "acs").exists()
+    # the command left `acs` runnable by name: it called it so, and activation finds this one
+    assert re.search(r"(?:then|else|&&|;)\s+acs ", command[0]) and ".venv/bin/acs" not in command[0]
+    found = subprocess.run(["bash", "-c", ". .venv/bin/activate && command -v acs"], cwd=copy, env=env, capture_output=True, text=True, timeout=60)
+    assert found.stdout.strip() == str(copy / ".venv" / "bin" / "acs"), found.stderr
+
+
+def test_install_section_says_how_to_get_acs_on_the_path() -> None:
+    text = " ".join(section("Install and run").split())
+    for way in ("pipx install .", "uv tool install .", ". .venv/bin/activate"):
+        assert f"`{way}`" in text, way
+    assert "`acs doctor`" in text
 
 
 def _acs_invocations(line: str) -> list[list[str]]:
