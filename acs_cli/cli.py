@@ -174,7 +174,7 @@ def complete(
         typer.Option(
             "--no-usage",
             rich_help_panel=REQUEST,
-            help="Do not ask for a usage chunk (stream_options), for servers that reject it; the usage line then has no token counts.",
+            help="Do not ask for a usage chunk (stream_options), for servers that reject it; token counts then come only if the server sends them anyway.",
         ),
     ] = False,
     quiet: Quiet = False,

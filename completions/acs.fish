@@ -20,7 +20,7 @@ complete -c acs -n '__fish_seen_subcommand_from complete' -l echo -d 'Ask the se
 complete -c acs -n '__fish_seen_subcommand_from complete' -l presence-penalty -r -d 'Penalty on tokens that already appeared in the text'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l frequency-penalty -r -d 'Penalty on tokens by how often they already appeared'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l param -s p -r -d 'Any other request field (repeatable); VALUE is JSON when it parses: -p top_k=40 -p ignore_eos=true'
-complete -c acs -n '__fish_seen_subcommand_from complete' -l no-usage -d 'Do not ask for a usage chunk (stream_options), for servers that reject it; the usage line then has no token counts'
+complete -c acs -n '__fish_seen_subcommand_from complete' -l no-usage -d 'Do not ask for a usage chunk (stream_options), for servers that reject it; token counts then come only if the server sends them anyway'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l quiet -s q -d 'No usage line on stderr (failures are still reported)'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l choice -r -d 'With several choices (--n), print only choice INDEX, counted from 0'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l json -d 'Print one JSON object when the run ends (choices, usage, timings, error), and nothing else on stdout'
