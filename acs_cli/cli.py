@@ -47,7 +47,7 @@ BaseUrl = Annotated[
         "--api-base",
         metavar="URL",
         rich_help_panel=CONNECTION,
-        help="API base URL, default http://localhost:8000/v1; requests go to URL/completions [env ACS_API_BASE].",
+        help="API base URL, default http://localhost:8000/v1; requests go to URL/completions [env ACS_BASE_URL].",
     ),
 ]
 Model = Annotated[

@@ -87,14 +87,16 @@ class AcsGroup(TyperGroup):
 
 ENVIRONMENT = """\
 Environment:
-  ACS_API_BASE   the base URL [default http://localhost:8000/v1]
+  ACS_BASE_URL   the base URL [default http://localhost:8000/v1]; ACS_API_BASE
+                 is the same setting under its older name
   ACS_API_KEY    the key, sent as "Authorization: Bearer ..." (never a flag)
-  ACS_MODEL, ACS_TIMEOUT, ACS_PROFILE, ACS_CONFIG: as the flags; see README"""
+  ACS_MODEL, ACS_TIMEOUT, ACS_PROFILE, ACS_CONFIG: as the flags
+  OPENAI_BASE_URL, OPENAI_API_KEY: fallbacks, used in pairs (see the README)"""
 
 MAIN = """\
 First steps:
   acs replay                    # see it work now: a recorded sample, no server
-  export ACS_API_BASE=http://localhost:8000/v1   # where your server listens
+  export ACS_BASE_URL=http://localhost:8000/v1   # where your server listens
   export ACS_API_KEY=...        # only if the server wants a key
   acs doctor                    # check the server step by step
   acs complete "Once upon a time"

@@ -58,6 +58,7 @@ def shorten(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+MIN_TEXT = 24  # the narrowest text column a hanging indent may leave
 # patterns compiled on first use (re caches them), so importing this module stays cheap
 _SGR = r"\x1b\[[0-9;]*m"  # our own styles: they take no room on the screen
 _WORD = r"( *)([^ ]+)"  # only U+0020 breaks a line: a no-break space never does
@@ -86,13 +87,15 @@ def wrap(text: str, width: int, indent: int | str = 2) -> str:
     own and overflows it), and preferably before a ` · ` separator, so `first token 0.21 s`
     stays together; the `·` then starts the continuation line. Spaces inside a line (aligned
     columns) are kept; the spaces at a break are dropped. Line breaks in `text` are kept, and the
-    lines after them get the indent too. An indent wider than half the width is cut to half. A
-    width below 1 leaves the text as it is. Give it visible text (make_visible first)."""
+    lines after them get the indent too. An indent that would leave less than MIN_TEXT columns
+    for the text is cut (a narrow terminal gets a smaller indent, not longer lines). A width
+    below 1 leaves the text as it is. Give it visible text (make_visible first)."""
     if width < 1:
         return text
     pad = " " * indent if isinstance(indent, int) else indent
-    if display_width(pad) > width // 2:
-        pad = " " * (width // 2)
+    most = max(min(2, width // 2), width - MIN_TEXT)
+    if display_width(pad) > most:
+        pad = " " * most
     out: list[str] = []
     for number, line in enumerate(text.split("\n")):
         out += _wrap_line(line, width, pad, "" if number == 0 else pad)

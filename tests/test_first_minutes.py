@@ -10,7 +10,7 @@ import pytest
 from tests.cliutil import assert_failure
 from tests.helpers import run_acs
 
-NOWHERE = {"ACS_API_BASE": "http://127.0.0.1:9/v1"}  # the discard port: nothing listens
+NOWHERE = {"ACS_BASE_URL": "http://127.0.0.1:9/v1"}  # the discard port: nothing listens
 
 
 def test_acs_alone_shows_the_first_steps_and_exits_2() -> None:
@@ -18,7 +18,7 @@ def test_acs_alone_shows_the_first_steps_and_exits_2() -> None:
     assert r.returncode == 2
     assert r.stdout == ""  # help asked for by mistake is a message, not data
     assert "First steps:" in r.stderr
-    for step in ("acs replay", "ACS_API_BASE=", "acs doctor"):
+    for step in ("acs replay", "ACS_BASE_URL=", "acs doctor"):
         assert step in r.stderr
 
 
@@ -50,7 +50,7 @@ def test_the_first_request_without_a_server_says_what_to_do() -> None:
     r = run_acs(["complete", "--retries", "0", "hi"], env=NOWHERE)
     message, hint = assert_failure(r, 4)
     assert "127.0.0.1:9" in message
-    assert "ACS_API_BASE" in hint
+    assert "ACS_API_BASE" in hint or "ACS_BASE_URL" in hint
 
 
 def test_a_prompt_is_asked_for_with_an_example() -> None:

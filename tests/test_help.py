@@ -204,7 +204,7 @@ def test_top_level_help_names_the_first_steps() -> None:
     text = help_of(())
     steps = "\n".join(section(text, "First steps"))
     assert "acs replay" in steps and "no server" in steps
-    assert "ACS_API_BASE=" in steps
+    assert "ACS_BASE_URL=" in steps
     assert "acs doctor" in steps
     assert "acs complete" in steps
     commands = "\n".join(section(text, "Commands"))

@@ -86,7 +86,7 @@ def test_install_and_run_command_works_on_a_fresh_copy(tmp_path: Path) -> None:
     assert len(command) == 1
     copy = fresh_copy(tmp_path / "acs")
     # a person's environment: PATH (for python3) and HOME, no ACS_API_BASE, and pip's own settings
-    env = acs_env({"ACS_API_BASE": None, "PYTHONPATH": None}, home=tmp_path)
+    env = acs_env({"ACS_BASE_URL": None, "ACS_API_BASE": None, "PYTHONPATH": None}, home=tmp_path)
     for name, value in os.environ.items():
         if name.startswith("PIP_"):
             env[name] = value

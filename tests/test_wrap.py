@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from acs_cli.text import display_width, wrap
+from acs_cli.text import MIN_TEXT, display_width, wrap
 
 STATS = "9 prompt + 80 completion = 89 tokens · finish: length · first token 0.21 s · 312.4 tokens/s · total 0.47 s"
 
@@ -100,9 +100,11 @@ def test_every_continuation_line_starts_with_the_indent(indent: int | str, pad: 
     assert all(line.startswith(pad) and line[len(pad) :][:1] != " " for line in lines[1:])
 
 
-def test_an_indent_wider_than_half_the_width_is_cut_to_half() -> None:
-    lines = lines_of("aaa bbb ccc ddd eee", 10, 30)
-    assert lines[1:] and all(line.startswith(" " * 5) and not line.startswith(" " * 6) for line in lines[1:])
+@pytest.mark.parametrize("width, indent, pad", [(80, 30, 30), (40, 30, 16), (30, 10, 6), (10, 8, 2), (3, 8, 1), (1, 8, 0)])
+def test_an_indent_leaves_at_least_24_columns_for_the_text(width: int, indent: int, pad: int) -> None:
+    lines = lines_of(" ".join(["ab"] * 40), width, indent)
+    assert len(lines) > 1
+    assert all(line[:pad] == " " * pad and line[pad : pad + 1] != " " for line in lines[1:])
 
 
 def test_line_breaks_in_the_text_are_kept_and_indented() -> None:
@@ -112,7 +114,7 @@ def test_line_breaks_in_the_text_are_kept_and_indented() -> None:
 
 def test_aligned_columns_on_the_first_line_are_kept() -> None:
     row = "✓ TCP connect    127.0.0.1:8000 in 0.3 ms, and then a longer detail"
-    lines = lines_of(row, 40, 17)
+    lines = lines_of(row, 41, 17)
     assert lines[0] == "✓ TCP connect    127.0.0.1:8000 in 0.3"
     assert lines[1].startswith(" " * 17 + "ms,")
 
@@ -172,7 +174,7 @@ def test_wrapping_only_moves_spaces(parts: list[str], width: int, indent: int) -
 @given(st.lists(words, min_size=1, max_size=30), st.integers(min_value=1, max_value=60), st.integers(min_value=0, max_value=10))
 def test_only_a_single_overlong_word_exceeds_the_width(parts: list[str], width: int, indent: int) -> None:
     text = " ".join(parts)
-    pad = min(indent, width // 2)
+    pad = min(indent, max(min(2, width // 2), width - MIN_TEXT))
     for number, line in enumerate(wrap(text, width, indent).split("\n")):
         if display_width(line) > width:
             body = line[pad:] if number else line
