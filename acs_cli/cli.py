@@ -431,13 +431,17 @@ def doctor(
         ),
     ] = 16,
     json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT, help="Print the checks as one JSON object on stdout.")] = False,
+    chat: Annotated[
+        bool,
+        typer.Option("--chat", rich_help_panel=REQUEST, help="Probe POST /chat/completions (a user message) instead of /completions."),
+    ] = False,
     profile: Profile = None,
 ) -> None:
     """Check the server step by step (URL, DNS, TCP, TLS, key, model, a streamed probe, buffering proxies)."""
     from acs_cli.doctor import DoctorOptions
     from acs_cli.doctor import doctor as diagnose
 
-    opts = DoctorOptions(base_url=base_url, model=model, timeout=timeout, max_tokens=max_tokens, as_json=json_output, profile=profile)
+    opts = DoctorOptions(base_url=base_url, model=model, timeout=timeout, max_tokens=max_tokens, as_json=json_output, profile=profile, chat=chat)
     _run(ctx, lambda term: diagnose(opts, term))
 
 

@@ -153,6 +153,7 @@ Examples:
   acs doctor --base-url http://gpu-box:8000/v1 -m llama-8b
   acs doctor --max-tokens 64             # more frames to judge buffering
   acs doctor --json | jq .ok
+  acs doctor --chat                      # the chat endpoint instead
 
 {ENVIRONMENT}"""
 

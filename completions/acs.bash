@@ -42,7 +42,7 @@ _acs() {
         doctor)
             case "$prev" in --base-url|--api-base|--model|-m|--timeout|--max-tokens|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--base-url --api-base --model -m --timeout --max-tokens --json --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--base-url --api-base --model -m --timeout --max-tokens --json --chat --profile --help -h" -- "$cur"))
             fi
             ;;
         models)

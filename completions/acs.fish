@@ -74,6 +74,7 @@ complete -c acs -n '__fish_seen_subcommand_from doctor' -l model -s m -r -d 'Mod
 complete -c acs -n '__fish_seen_subcommand_from doctor' -l timeout -r -d 'Longest wait for the answer to start and, while it streams, for the next bytes; not a limit on the whole run (connecting: at most 10 s) [env ACS_TIMEOUT; default 600]'
 complete -c acs -n '__fish_seen_subcommand_from doctor' -l max-tokens -r -d 'Tokens the probe completion asks for; more frames judge buffering better [default 16]'
 complete -c acs -n '__fish_seen_subcommand_from doctor' -l json -d 'Print the checks as one JSON object on stdout'
+complete -c acs -n '__fish_seen_subcommand_from doctor' -l chat -d 'Probe POST /chat/completions (a user message) instead of /completions'
 complete -c acs -n '__fish_seen_subcommand_from doctor' -l profile -r -d 'Use this profile of the config file [env ACS_PROFILE]'
 complete -c acs -n '__fish_seen_subcommand_from doctor' -l help -s h -d 'Show this message and exit'
 complete -c acs -n '__fish_seen_subcommand_from models' -l json -d 'Print the server\'s answer to GET /models as JSON'

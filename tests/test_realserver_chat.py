@@ -135,3 +135,15 @@ def test_ctrl_c_mid_chat_exits_130_and_the_server_stops_generating(slow_realserv
         assert not _busy(srv) and re.search(r"slot +release", srv.log())
     else:
         assert "Disconnected from client" in srv.log()
+
+
+def test_doctor_chat_passes(realserver: RunningServer) -> None:
+    """`acs doctor --chat` against each real server: no check fails, and both open the answer with
+    a role-only frame (llama-cpp-python sends no chat usage: a warning)."""
+    r = run_acs(["doctor", "--chat", "--json"], env=env_at(realserver.base_url), timeout=ACS_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert "fail" not in {c["status"] for c in checks.values()}, checks
+    assert checks["completion"]["detail"].startswith("POST /chat/completions answered 200")
+    assert "only the role" in checks["first frame"]["detail"]
+    assert checks["usage"]["status"] == ("warn" if realserver.kind == LLAMA_CPP_PYTHON else "pass")
