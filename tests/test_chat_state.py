@@ -185,3 +185,25 @@ def test_completion_state_reads_chat_chunks_as_empty() -> None:
     state = CompletionState()
     records = state.feed(SSEParser().feed(cf.sse(cf.answer_chunks(["a"]))))
     assert texts(records) == {0: ""} and state.verdict() is None
+
+
+def test_the_engine_consumer_reads_chat_with_chat_state() -> None:
+    """What `acs bench` and `acs batch` use for a chat workload: CompletionConsumer(ChatState(n)).
+    Reasoning and tool-call fragments are generated tokens: each gets its arrival time."""
+    from acs_cli.consumer import CompletionConsumer
+
+    class Head:
+        status = 200
+
+        def get(self, name: bytes) -> bytes | None:
+            return b"text/event-stream"
+
+    c = CompletionConsumer(ChatState(1))
+    c.on_head(Head(), 0.0)
+    assert c.on_data(cf.sse([cf.role_chunk()], done=False), 1.0) is False  # the role: no time
+    assert c.on_data(cf.sse([cf.reasoning("hm"), cf.reasoning("…")], done=False), 2.0) is False
+    assert c.on_data(cf.sse([cf.content("ok"), cf.calls(cf.call(0, id="a", name="f", arguments="{}"))], done=False), 3.0) is False
+    assert c.on_data(cf.sse([cf.finish("tool_calls"), cf.usage_chunk(4, 4)]), 4.0) is True
+    c.on_end(4.0)
+    assert c.frame_times == [2.0, 2.0, 3.0, 3.0] and c.first_text == 2.0
+    assert c.verdict(None) is None and c.state.usage == {"prompt_tokens": 4, "total_tokens": 8, "completion_tokens": 4}
