@@ -185,3 +185,13 @@ def test_no_model_asks_the_server(server: ScriptedServer) -> None:
     answer(server)
     r = run_acs(["chat", "Hi"], env={"ACS_API_BASE": server.base_url})
     assert r.returncode == 0 and sent(server)["model"] == "only-one"
+
+
+def test_connect_refused_and_timeout(server: ScriptedServer) -> None:
+    from tests.cliutil import closed_port
+
+    r = run_acs(["chat", "--retries", "0", "Hi"], env={"ACS_API_BASE": f"http://127.0.0.1:{closed_port()}/v1", "ACS_MODEL": "m"})
+    assert "cannot connect" in assert_failure(r, 4)[0]
+    server.route("POST", cf.CHAT, Reply.sse(cf.answer_chunks(["a"]), first_delay=3))
+    r = run_acs(["chat", "--timeout", "0.5", "--retries", "0", "Hi"], env={"ACS_API_BASE": server.base_url, "ACS_MODEL": "m"})
+    assert "0.5 s" in assert_failure(r, 5)[0]
