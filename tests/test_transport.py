@@ -16,7 +16,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from acs_cli.transport import FastTransport, MalformedResponseError, content_encoded, wire_bytes
+from acs_cli.transport import (
+    FastTransport,
+    MalformedResponseError,
+    content_encoded,
+    wire_bytes,
+)
 from tests.cliutil import LoopbackListener
 from tests.sse_server import Reply
 
@@ -350,9 +355,8 @@ class EarlyAnswer(LoopbackListener):
 def test_an_answer_sent_while_the_request_body_is_still_going_out_is_read(close: bool, status: bytes) -> None:
     message = b'{"error":{"message":"go away"}}'
     answer = b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(message) + message
-    with EarlyAnswer(answer, close) as srv:
-        with httpx.Client(transport=FastTransport(), timeout=httpx.Timeout(5.0)) as client:
-            response = client.post(srv.base_url + "/completions", content=b"x" * (8 << 20))
+    with EarlyAnswer(answer, close) as srv, httpx.Client(transport=FastTransport(), timeout=httpx.Timeout(5.0)) as client:
+        response = client.post(srv.base_url + "/completions", content=b"x" * (8 << 20))
     assert response.status_code == int(status[:3]) and response.content == message
 
 
@@ -451,11 +455,13 @@ def test_a_stale_pooled_connection_is_replaced_transparently() -> None:
 
 
 def test_a_fresh_connection_that_fails_is_not_retried() -> None:
-    with ClosesIdle(always=True) as srv:
-        with httpx.Client(transport=FastTransport()) as client:
-            with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
-                client.get(srv.base_url + "/models")
-        assert srv.accepted == 1
+    with (
+        ClosesIdle(always=True) as srv,
+        httpx.Client(transport=FastTransport()) as client,
+        pytest.raises(httpx.RemoteProtocolError, match="without sending a response"),
+    ):
+        client.get(srv.base_url + "/models")
+    assert srv.accepted == 1
 
 
 # --------------------------------------------------------------------------- content codings
@@ -470,10 +476,9 @@ def test_a_compressed_stream_is_decoded_and_the_wire_bytes_stay_available(raw_se
     head = HEAD_CHUNKED.replace(b"\r\n\r\n", f"\r\nContent-Encoding: {coding}\r\n\r\n".encode())
     body = b"".join(b"%x\r\n" % len(data[i : i + size]) + data[i : i + size] + b"\r\n" for i in range(0, len(data), size))
     srv = raw_server([head + body + b"0\r\n\r\n"])
-    response, blocks = fetch(srv.url)
+    _, blocks = fetch(srv.url)
     assert b"".join(blocks) == SSE
     srv2 = raw_server([head + body + b"0\r\n\r\n"])
-    with httpx.Client(transport=FastTransport()) as client:
-        with client.stream("POST", srv2.url, content=b"{}") as response:
-            assert content_encoded(response)
-            assert b"".join(wire_bytes(response)) == data
+    with httpx.Client(transport=FastTransport()) as client, client.stream("POST", srv2.url, content=b"{}") as response:
+        assert content_encoded(response)
+        assert b"".join(wire_bytes(response)) == data
