@@ -62,6 +62,7 @@ class RequestRecord:
     attempts: int = 1
 
 
+RECEIVE_BUFFER = 256 * 1024  # one read's worth, shared by every connection of an engine
 DRAIN_LIMIT = 64 * 1024  # body bytes read past a consumer's stop to keep the connection; more closes it
 _PROTOCOL_HINT = "the server (or a proxy in front of it) does not speak HTTP/1.1 correctly; check the URL's port"
 
@@ -96,8 +97,13 @@ class _Exchange:
         self.timer: asyncio.TimerHandle | None = None
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; `exchange` is the request it is carrying, if any."""
+class _Connection(asyncio.BufferedProtocol):
+    """One keep-alive connection; `exchange` is the request it is carrying, if any.
+
+    A buffered protocol: asyncio reads into the engine's one receive buffer (callbacks never
+    overlap) and only the bytes read are copied out. With a plain Protocol asyncio allocates 256 KiB
+    per read, which measured here as page faults and system time: 6.7 µs per frame before, for a
+    consumer that does nothing."""
 
     def __init__(self, engine: Engine, origin: tuple[str, str, int]) -> None:
         self.engine = engine
@@ -109,6 +115,12 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.engine.receive_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.engine.receive_buffer[:nbytes].tobytes())
 
     def send(self, ex: _Exchange, payload: bytes) -> None:
         self.exchange = ex
@@ -306,6 +318,7 @@ class Engine:
         self._proxy_for(base_url if proxy == "environment" else None, proxy if proxy != "environment" else None)
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self.connections_opened = 0
+        self.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER))
 
     def _proxy_for(self, env_url: str | None, given: str | None) -> None:
         proxy = netrules.proxy_url(env_url) if env_url else given
