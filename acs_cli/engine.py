@@ -2,9 +2,9 @@
 
 The engine is network and timing only. Each request hands its body to a `StreamConsumer` (the
 completion parser sits in one) and comes back as a `RequestRecord` of times and a typed outcome.
-A connection is an `asyncio.Protocol`: `data_received` feeds acs_cli.http1's head parser and body
-decoders and calls the consumer directly, so a read costs one callback, not a task wake-up and a
-buffer copy as a StreamReader would. Connections are kept per origin and reused (keep-alive).
+A connection (acs_cli/connection.py) is an asyncio protocol that feeds acs_cli.http1's head parser
+and body decoders and calls the consumer directly, so a read costs one callback, not a task
+wake-up and a buffer copy as a StreamReader would. Connections are kept per origin and reused.
 
 Timing (`timeout`, as `--timeout`): the head must arrive within it after the request was sent
 (all of it: a head trickled byte by byte or endless 1xx answers cannot stretch the wait), then the
@@ -19,260 +19,38 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from time import perf_counter
-from typing import Protocol, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 from acs_cli import http1, netrules
-from acs_cli.api import ERROR_BODY_LIMIT, status_error
+from acs_cli.api import status_error
+from acs_cli.connection import (
+    RECEIVE_BUFFER,
+    Connection,
+    Exchange,
+    RequestRecord,
+    StaleConnection,
+    StreamConsumer,
+)
 from acs_cli.errors import (
     AcsError,
     ConfigError,
     ConnectError,
     IncompleteStream,
-    ProtocolError,
     TimeoutError_,
 )
 
-
-class StreamConsumer(Protocol):
-    def on_head(self, head: http1.Head, now: float) -> None: ...
-
-    def on_data(self, data: bytes, now: float) -> bool: ...  # decoded body bytes of one read; True = stop
-
-    def on_end(self, now: float) -> None: ...
-
-
-@dataclass(slots=True)
-class RequestRecord:
-    """One request's times (time.perf_counter() seconds) and outcome.
-
-    sent: the request was written; headers: the final head was parsed; first_byte / last_byte: the
-    first and last body bytes arrived; error: a typed AcsError (connect 4, timeout 5, HTTP status,
-    incomplete 10, protocol 11) or None."""
-
-    scheduled: float | None = None
-    sent: float | None = None
-    headers: float | None = None
-    first_byte: float | None = None
-    last_byte: float | None = None
-    status: int | None = None
-    error: AcsError | None = None
-    attempts: int = 1
-
-
-RECEIVE_BUFFER = 256 * 1024  # one read's worth, shared by every connection of an engine
-DRAIN_LIMIT = 64 * 1024  # body bytes read past a consumer's stop to keep the connection; more closes it
-_PROTOCOL_HINT = "the server (or a proxy in front of it) does not speak HTTP/1.1 correctly; check the URL's port"
-
-
-class _Stale(Exception):
-    """A reused connection closed before any byte of the answer: send again on a fresh one."""
-
-
-class _Exchange:
-    """One request on one connection: the state that `_Connection.data_received` drives."""
-
-    __slots__ = (
-        "codec", "consumer", "deadline", "dropped", "error_body", "framing", "future", "head",
-        "last_data", "parser", "record", "reused", "stopped", "timer", "url",
-    )
-
-    def __init__(self, method: str, url: str, consumer: StreamConsumer | None, record: RequestRecord, reused: bool) -> None:
-        self.url = url
-        self.consumer = consumer
-        self.record = record
-        self.reused = reused
-        self.parser: http1.HeadParser | None = http1.HeadParser(method)
-        self.head: http1.Head | None = None
-        self.framing: http1.BodyDecoder | None = None
-        self.codec: http1.ContentDecoder | None = None
-        self.error_body: bytearray | None = None
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.stopped = False  # the consumer has had enough: the rest is read and dropped
-        self.dropped = 0
-        self.last_data = 0.0
-        self.deadline: float | None = None  # max_time, as a perf_counter() time
-        self.timer: asyncio.TimerHandle | None = None
-
-
-class _Connection(asyncio.BufferedProtocol):
-    """One keep-alive connection; `exchange` is the request it is carrying, if any.
-
-    A buffered protocol: asyncio reads into the engine's one receive buffer (callbacks never
-    overlap) and only the bytes read are copied out. With a plain Protocol asyncio allocates 256 KiB
-    per read, which measured here as page faults and system time: 6.7 µs per frame before, for a
-    consumer that does nothing."""
-
-    def __init__(self, engine: Engine, origin: tuple[str, str, int]) -> None:
-        self.engine = engine
-        self.origin = origin
-        self.transport: asyncio.Transport | None = None
-        self.exchange: _Exchange | None = None
-        self.closed = False
-        self.reusable = True
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.engine.receive_buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self.engine.receive_buffer[:nbytes].tobytes())
-
-    def send(self, ex: _Exchange, payload: bytes) -> None:
-        self.exchange = ex
-        assert self.transport is not None
-        self.transport.write(payload)
-        ex.record.sent = ex.last_data = perf_counter()
-        self.engine.arm(self, ex)
-
-    # The per-read path: it runs once per socket read of every stream, so it does little.
-    def data_received(self, data: bytes) -> None:
-        ex = self.exchange
-        if ex is None:
-            self.reusable = False  # bytes nobody asked for: this connection is not trusted again
-            return
-        now = perf_counter()
-        try:
-            framing = ex.framing
-            if framing is None:
-                assert ex.parser is not None
-                head = ex.parser.feed(data)
-                if head is None:
-                    return
-                data = ex.parser.rest
-                framing = self._head(ex, head, now)
-            payload = framing.feed(data) if data else b""
-            if payload:
-                self._payload(ex, payload, now)
-            if framing.done:
-                self._finish(ex, now)
-        except http1.MalformedResponse as exc:
-            self.fail(ex, ProtocolError(f"malformed HTTP response from {self.engine.origin_text}: {exc}", _PROTOCOL_HINT))
-        except Exception as exc:  # noqa: BLE001 (a consumer's bug goes to the caller of request())
-            self.fail(ex, exc)
-
-    def _head(self, ex: _Exchange, head: http1.Head, now: float) -> http1.BodyDecoder:
-        ex.head, ex.parser = head, None
-        ex.record.headers, ex.record.status = now, head.status
-        ex.framing = http1.body_decoder(head)
-        ex.last_data = now
-        ex.codec = http1.content_decoder(head) if self.engine.decode else None
-        if head.status >= 300:
-            ex.error_body = bytearray()
-        if ex.consumer is not None:
-            ex.consumer.on_head(head, now)
-        return ex.framing
-
-    def _payload(self, ex: _Exchange, payload: bytes, now: float) -> None:
-        ex.last_data = now
-        if ex.stopped:
-            ex.dropped += len(payload)
-            if ex.dropped > DRAIN_LIMIT:
-                self.close()
-            return
-        record = ex.record
-        if record.first_byte is None:
-            record.first_byte = now
-        record.last_byte = now
-        pieces = ex.codec.decode(payload) if ex.codec is not None else (payload,)
-        if ex.error_body is not None:
-            for piece in pieces:
-                ex.error_body += piece[: ERROR_BODY_LIMIT - len(ex.error_body)]
-            if len(ex.error_body) >= ERROR_BODY_LIMIT:
-                self._stop(ex, now)
-            return
-        if ex.consumer is None:
-            return
-        for piece in pieces:
-            if ex.consumer.on_data(piece, now):
-                self._stop(ex, now)
-                return
-
-    def _stop(self, ex: _Exchange, now: float) -> None:
-        """The record is complete; the connection reads the rest of the body (up to DRAIN_LIMIT,
-        within the timeout) so that it can be reused."""
-        self._complete(ex, now)
-        ex.stopped = True
-
-    def _finish(self, ex: _Exchange, now: float) -> None:
-        """The body reached its framed end."""
-        if not ex.stopped:
-            if ex.codec is not None and ex.consumer is not None and ex.error_body is None:
-                tail = ex.codec.flush()
-                if tail:
-                    ex.consumer.on_data(tail, now)
-            self._complete(ex, now)
-        framing = ex.framing
-        assert framing is not None and ex.head is not None
-        if framing.leftover or not ex.head.keep_alive:
-            self.reusable = False
-        if ex.timer is not None:
-            ex.timer.cancel()
-        self.exchange = None
-        self.engine.release(self)
-
-    def _complete(self, ex: _Exchange, now: float) -> None:
-        if ex.error_body is not None and ex.head is not None:
-            ex.record.error = self.engine.status_error(ex.head, ex.url, bytes(ex.error_body))
-        if ex.consumer is not None:
-            ex.consumer.on_end(now)
-        ex.future.set_result(None)
-
-    def fail(self, ex: _Exchange, error: BaseException) -> None:
-        """The exchange ends in an error (or, once the record is complete, just ends)."""
-        if ex.timer is not None:
-            ex.timer.cancel()
-        if not ex.future.done():
-            if ex.head is not None and ex.consumer is not None:
-                ex.consumer.on_end(perf_counter())
-            ex.future.set_exception(error)
-        self.exchange = None
-        self.close()
-
-    def eof_received(self) -> bool | None:
-        self._lost()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost()
-        if not self.closed:
-            self.closed = True
-        self.engine.forget(self)
-
-    def _lost(self) -> None:
-        self.reusable = False
-        ex = self.exchange
-        if ex is None:
-            return
-        if ex.framing is None:
-            stale = ex.reused and ex.parser is not None and not ex.parser.received
-            self.fail(ex, _Stale() if stale else self.engine.closed_before_answer(ex.url))
-            return
-        try:
-            ex.framing.eof()
-        except http1.IncompleteBody:
-            self.fail(ex, self.engine.cut_mid_body(ex.url))
-            return
-        self._finish(ex, perf_counter())
-
-    def close(self) -> None:
-        self.reusable = False
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.close()
+__all__ = ["Engine", "RequestRecord", "StreamConsumer"]
 
 
 class _Pool:
     __slots__ = ("idle", "open", "waiters")
 
     def __init__(self) -> None:
-        self.idle: list[_Connection] = []
+        self.idle: list[Connection] = []
         self.open = 0
-        self.waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self.waiters: deque[asyncio.Future[Connection | None]] = deque()
 
 
 class Engine:
@@ -387,13 +165,13 @@ class Engine:
         fresh = False
         while True:
             conn, reused = await self._acquire(fresh)
-            ex = _Exchange(method.upper(), url, consumer, record, reused)
+            ex = Exchange(method.upper(), url, consumer, record, reused)
             ex.deadline = deadline
             conn.send(ex, payload)
             try:
                 await ex.future
                 return
-            except _Stale:
+            except StaleConnection:
                 fresh = True  # the server had closed the idle connection: once more, on a new one
             except BaseException:
                 conn.close()  # cancelled, or failed: the connection is not left half-read
@@ -401,7 +179,7 @@ class Engine:
 
     # ------------------------------------------------------------------ the pool
 
-    async def _acquire(self, fresh: bool) -> tuple[_Connection, bool]:
+    async def _acquire(self, fresh: bool) -> tuple[Connection, bool]:
         pool = self._pools.get(self._origin)
         if pool is None:
             pool = self._pools[self._origin] = _Pool()
@@ -418,13 +196,13 @@ class Engine:
                     pool.open -= 1
                     self._wake(pool, None)
                     raise
-            waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
             pool.waiters.append(waiter)
             handed = await waiter
             if handed is not None:
                 return handed, True
 
-    def release(self, conn: _Connection) -> None:
+    def release(self, conn: Connection) -> None:
         """A connection whose exchange ended: to a waiting request, to the idle list, or closed."""
         pool = self._pools[conn.origin]
         if conn.reusable and not conn.closed:
@@ -433,7 +211,7 @@ class Engine:
         else:
             conn.close()
 
-    def forget(self, conn: _Connection) -> None:
+    def forget(self, conn: Connection) -> None:
         """A connection closed: its place in the pool goes to a waiting request."""
         pool = self._pools.get(conn.origin)
         if pool is None:
@@ -442,7 +220,7 @@ class Engine:
         self._wake(pool, None)
 
     @staticmethod
-    def _wake(pool: _Pool, conn: _Connection | None) -> bool:
+    def _wake(pool: _Pool, conn: Connection | None) -> bool:
         while pool.waiters:
             waiter = pool.waiters.popleft()
             if not waiter.done():
@@ -450,7 +228,7 @@ class Engine:
                 return True
         return False
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         loop = asyncio.get_running_loop()
         _, host, port = self._origin
         tls = None
@@ -458,7 +236,7 @@ class Engine:
             tls = self._ssl or netrules.ssl_context()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self, self._origin), host, port, ssl=tls, server_hostname=host if tls else None),
+                loop.create_connection(lambda: Connection(self, self._origin), host, port, ssl=tls, server_hostname=host if tls else None),
                 self.connect_timeout,
             )
         except TimeoutError:
@@ -481,11 +259,11 @@ class Engine:
 
     # ------------------------------------------------------------------ time and errors
 
-    def arm(self, conn: _Connection, ex: _Exchange) -> None:
+    def arm(self, conn: Connection, ex: Exchange) -> None:
         delay = self.timeout if ex.deadline is None else min(self.timeout, ex.deadline - perf_counter())
         ex.timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._check, conn, ex)
 
-    def _check(self, conn: _Connection, ex: _Exchange) -> None:
+    def _check(self, conn: Connection, ex: Exchange) -> None:
         """One timer per exchange, moved forward lazily: reads only note the time of the last data."""
         ex.timer = None
         if conn.exchange is not ex:
@@ -510,7 +288,7 @@ class Engine:
             due = min(due, ex.deadline)
         ex.timer = asyncio.get_running_loop().call_later(max(0.0, due - now), self._check, conn, ex)
 
-    def _timed_out(self, ex: _Exchange) -> TimeoutError_:
+    def _timed_out(self, ex: Exchange) -> TimeoutError_:
         if ex.framing is None:
             return TimeoutError_(
                 f"no response from {self.origin_text} within {self.timeout:g} s (waiting for the head)",

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
-from acs_cli import http1, netrules
+from acs_cli import codings, http1, netrules
 
 RECV_SIZE = 256 * 1024
 MAX_IDLE_PER_ORIGIN = 4
@@ -271,7 +271,7 @@ class Body(httpx.SyncByteStream):
         if self._sock is None:
             return
         try:
-            decoder = http1.content_decoder(self._head) if self.decode else None
+            decoder = codings.content_decoder(self._head) if self.decode else None
             if decoder is None:
                 yield from self._payload()
             else:
@@ -350,10 +350,9 @@ class DecodingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self._inner.handle_request(request)
-        codings = [c.strip().lower().encode() for v in response.headers.get_list("content-encoding") for c in v.split(",")]
-        codings = [c for c in codings if c and c != b"identity"]
-        if codings:
-            head = http1.Head(response.status_code, b"", b"HTTP/1.1", [], content_codings=codings)
+        names = [c for v in response.headers.get_list("content-encoding") for c in http1.content_codings(v.encode("latin-1"))]
+        if names:
+            head = http1.Head(response.status_code, b"", b"HTTP/1.1", [], content_codings=names)
             stream = _DecodedStream(response.stream, head, request)  # type: ignore[arg-type]
             response.stream = stream
             response.extensions = {**response.extensions, "acs.body": stream}
@@ -376,7 +375,7 @@ class _DecodedStream(httpx.SyncByteStream):
             yield from self._inner
             return
         try:
-            decoder = http1.ContentDecoder(self._head.content_codings)
+            decoder = codings.ContentDecoder(self._head.content_codings)
             for block in self._inner:
                 yield from decoder.decode(block)
             tail = decoder.flush()

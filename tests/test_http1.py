@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from acs_cli import http1
+from acs_cli import codings, http1
 from acs_cli.http1 import Head, HeadParser, IncompleteBody, MalformedResponse
 
 CHUNKED = b"Transfer-Encoding: chunked"
@@ -341,39 +341,39 @@ def _coded(name: str) -> tuple[list[bytes], bytes]:
 
 @pytest.mark.parametrize("name", ["gzip", "deflate", "raw deflate", "deflate then gzip"])
 def test_content_codings_decode_split_anywhere(name: str) -> None:
-    codings, data = _coded(name)
+    names, data = _coded(name)
     for cut in list(range(12)) + [len(data) // 2, len(data) - 3, len(data) - 1]:
-        dec = http1.ContentDecoder(codings)
+        dec = codings.ContentDecoder(names)
         out = b"".join(dec.decode(data[:cut]) + dec.decode(data[cut:])) + dec.flush()
         assert out == TEXT, cut
-    dec = http1.ContentDecoder(codings)
+    dec = codings.ContentDecoder(names)
     assert b"".join(p for i in range(len(data)) for p in dec.decode(data[i : i + 1])) + dec.flush() == TEXT
 
 
 def test_content_coding_from_the_head_and_identity() -> None:
     head, _ = head_of(b"HTTP/1.1 200 OK\r\nContent-Encoding: identity, GZIP\r\nContent-Length: 0\r\n\r\n")
     assert head.content_codings == [b"gzip"]
-    assert http1.content_decoder(head_of(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")[0]) is None
+    assert codings.content_decoder(head_of(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")[0]) is None
 
 
 def test_a_compressed_read_is_inflated_in_bounded_pieces() -> None:
-    bomb = gzip.compress(b"\0" * (5 * http1.MAX_DECODED_PIECE))
-    pieces = http1.ContentDecoder([b"gzip"]).decode(bomb)
-    assert sum(map(len, pieces)) == 5 * http1.MAX_DECODED_PIECE
-    assert max(map(len, pieces)) <= http1.MAX_DECODED_PIECE
+    bomb = gzip.compress(b"\0" * (5 * codings.MAX_DECODED_PIECE))
+    pieces = codings.ContentDecoder([b"gzip"]).decode(bomb)
+    assert sum(map(len, pieces)) == 5 * codings.MAX_DECODED_PIECE
+    assert max(map(len, pieces)) <= codings.MAX_DECODED_PIECE
 
 
-@pytest.mark.parametrize("codings, match", [([b"gzip"], "corrupt"), ([b"compress"], "unsupported"), ([b"br"], "br")])
-def test_undecodable_bodies_are_malformed(codings: list[bytes], match: str) -> None:
+@pytest.mark.parametrize("names, match", [([b"gzip"], "corrupt"), ([b"compress"], "unsupported"), ([b"br"], "br")])
+def test_undecodable_bodies_are_malformed(names: list[bytes], match: str) -> None:
     try:
         import brotli  # type: ignore[import-not-found]  # noqa: F401
 
-        if codings == [b"br"]:
+        if names == [b"br"]:
             pytest.skip("brotli is installed")
     except ImportError:
         pass
     with pytest.raises(MalformedResponse, match=match):
-        dec = http1.ContentDecoder(codings)
+        dec = codings.ContentDecoder(names)
         dec.decode(b"this is not compressed at all")
         dec.flush()
 
