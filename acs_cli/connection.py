@@ -246,3 +246,40 @@ class Connection(asyncio.BufferedProtocol):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
+
+
+class TunnelSetup(asyncio.Protocol):
+    """The CONNECT exchange with an http:// proxy before TLS to the server starts on the same socket."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = http1.HeadParser("CONNECT")
+        self.head: asyncio.Future[http1.Head] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    async def open(self, target: tuple[str, int]) -> http1.Head:
+        host = f"[{target[0]}]" if ":" in target[0] else target[0]
+        authority = f"{host}:{target[1]}".encode("idna")
+        assert self.transport is not None
+        self.transport.write(http1.encode_request("CONNECT", authority, [(b"Host", authority)]))
+        return await self.head
+
+    def data_received(self, data: bytes) -> None:
+        if self.head.done():
+            return
+        try:
+            head = self.parser.feed(data)
+        except http1.MalformedResponse as exc:
+            self.head.set_exception(exc)
+            return
+        if head is not None:
+            if self.parser.rest:  # the server must speak first in TLS: bytes here are the proxy's mistake
+                self.head.set_exception(http1.MalformedResponse("bytes after the proxy's answer to CONNECT"))
+            else:
+                self.head.set_result(head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.head.done():
+            self.head.set_exception(ConnectionResetError("the proxy closed the connection during CONNECT"))

@@ -11,6 +11,8 @@ Timing (`timeout`, as `--timeout`): the head must arrive within it after the req
 gap between two reads that carry body bytes may not exceed it. `max_time` bounds a whole request.
 Connecting (and TLS) is bounded by `connect_timeout` (10 s). There are no retries here (the
 schedulers above decide; acs_cli.netrules has the policy) and no redirects: a 3xx is an HTTP error.
+A proxy from the environment (or given) must be http://: an http:// server is asked through it in
+absolute form, an https:// server through a CONNECT tunnel; other proxies are a ConfigError.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from acs_cli.connection import (
     RequestRecord,
     StaleConnection,
     StreamConsumer,
+    TunnelSetup,
 )
 from acs_cli.errors import (
     AcsError,
@@ -42,6 +45,7 @@ from acs_cli.errors import (
 )
 
 __all__ = ["Engine", "RequestRecord", "StreamConsumer"]
+_PROXY_HINT = "check the proxy in HTTPS_PROXY / ALL_PROXY, or bypass it with NO_PROXY"
 
 
 class _Pool:
@@ -91,8 +95,10 @@ class Engine:
         self.max_connections = max_connections
         self.decode = decode
         self._ssl = ssl_context
-        self._absolute = False  # through an http:// proxy the target is the absolute URL
-        self._origin = ("https" if self._https else "http", self._host, self._port)
+        self._absolute = False  # through an http:// proxy to an http:// server, the target is the whole URL
+        self._tunnel: tuple[str, int] | None = None  # to an https:// server, a CONNECT tunnel through the proxy
+        self._origin = ("https" if self._https else "http", self._host, self._port)  # the pool's key
+        self._dial = (self._host, self._port)  # where the TCP connection goes
         self._proxy_for(base_url if proxy == "environment" else None, proxy if proxy != "environment" else None)
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self.connections_opened = 0
@@ -104,14 +110,17 @@ class Engine:
             return
         netrules.check_proxy(proxy)
         parts = urlsplit(proxy)
-        if self._https or parts.scheme != "http":
+        if parts.scheme != "http":
             raise ConfigError(
-                f"the engine cannot reach {self.origin_text} through the proxy {netrules.shown_proxy(proxy)} yet"
-                " (it speaks to http:// proxies for http:// servers only)",
-                "bypass the proxy for this host with NO_PROXY, or use an http:// server behind an http:// proxy",
+                f"the engine cannot use the proxy {netrules.shown_proxy(proxy)}: it speaks to http:// proxies only",
+                "use an http:// proxy in HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, or bypass it with NO_PROXY",
             )
-        self._origin = ("http", parts.hostname or "", parts.port or 80)
-        self._absolute = True
+        self._dial = (parts.hostname or "", parts.port or 80)
+        if self._https:
+            self._tunnel = (self._host, self._port)
+        else:
+            self._origin = ("http", *self._dial)
+            self._absolute = True
 
     async def __aenter__(self) -> Self:
         return self
@@ -229,16 +238,8 @@ class Engine:
         return False
 
     async def _connect(self) -> Connection:
-        loop = asyncio.get_running_loop()
-        _, host, port = self._origin
-        tls = None
-        if self._https:
-            tls = self._ssl or netrules.ssl_context()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: Connection(self, self._origin), host, port, ssl=tls, server_hostname=host if tls else None),
-                self.connect_timeout,
-            )
+            conn = await asyncio.wait_for(self._open(), self.connect_timeout)
         except TimeoutError:
             raise TimeoutError_(
                 f"connecting to {self.origin_text} timed out after {self.connect_timeout:g} s",
@@ -255,6 +256,32 @@ class Engine:
                 "start the server, or point the base URL at one",
             ) from None
         self.connections_opened += 1
+        return conn
+
+    async def _open(self) -> Connection:
+        loop = asyncio.get_running_loop()
+        tls = (self._ssl or netrules.ssl_context()) if self._https else None
+        if self._tunnel is None:
+            _, conn = await loop.create_connection(
+                lambda: Connection(self, self._origin), *self._dial, ssl=tls, server_hostname=self._host if tls else None
+            )
+            return conn
+        transport, setup = await loop.create_connection(TunnelSetup, *self._dial)
+        try:
+            head = await setup.open(self._tunnel)
+        except http1.MalformedResponse as exc:
+            transport.close()
+            raise ConnectError(f"the proxy at {self._dial[0]}:{self._dial[1]} answered CONNECT wrongly: {exc}", _PROXY_HINT) from None
+        if not 200 <= head.status < 300:
+            transport.close()
+            raise ConnectError(
+                f"the proxy at {self._dial[0]}:{self._dial[1]} refused a tunnel to {self.origin_text}: HTTP {head.status}", _PROXY_HINT
+            )
+        conn = Connection(self, self._origin)
+        tls_transport = await loop.start_tls(transport, conn, tls, server_hostname=self._host)  # type: ignore[arg-type]
+        if tls_transport is None:
+            raise ConnectError(f"TLS through the proxy to {self.origin_text} did not start", _PROXY_HINT)
+        conn.connection_made(tls_transport)
         return conn
 
     # ------------------------------------------------------------------ time and errors

@@ -361,13 +361,16 @@ def test_a_stale_pooled_connection_is_replaced() -> None:
 
 
 def test_proxies_the_engine_cannot_use_are_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    with pytest.raises(ConfigError):
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "https://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="http:// proxies only"):
         Engine("https://api.example.test/v1")
     monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:9")
     with pytest.raises(ConfigError):
+        Engine("http://api.example.test/v1")
+    monkeypatch.setenv("HTTP_PROXY", "ftp://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="unsupported scheme"):
         Engine("http://api.example.test/v1")
 
 
@@ -384,3 +387,80 @@ def test_an_http_proxy_gets_the_absolute_url(server) -> None:
     record = run(go())
     assert record.error is None and record.status == 200
     assert server.requests[0].target == f"{upstream}/completions"
+
+
+# --------------------------------------------------------------------------- TLS and CONNECT
+
+
+@pytest.fixture
+def https_streams(streams: StreamServer, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    from tests.test_doctor import TLSFront, make_certificate
+
+    cert, key = make_certificate(tmp_path, 30)
+    front = TLSFront(cert, key, streams.port)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    yield front
+    front.close()
+
+
+class ConnectProxy(LoopbackListener):
+    """An http:// proxy that only tunnels: CONNECT host:port, 200, then bytes both ways."""
+
+    threaded = True
+
+    def __init__(self) -> None:
+        self.asked: list[bytes] = []
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            line = head.split(b"\r\n", 1)[0]
+            self.asked.append(line)
+            host, _, port = line.split(b" ")[1].rpartition(b":")
+            with socket.create_connection((host.decode(), int(port))) as upstream:
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                threading.Thread(target=self._pump, args=(upstream, conn), daemon=True).start()
+                self._pump(conn, upstream)
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def _https(base: str, n: int = 3, **kw) -> tuple[list[RequestRecord], list[TextConsumer]]:
+    consumers = [TextConsumer() for _ in range(n)]
+
+    async def go() -> list[RequestRecord]:
+        async with Engine(base, **kw) as engine:
+            body = [json.dumps({"stream": k, "frames": 10}).encode() for k in range(n)]
+            return list(await asyncio.gather(*(engine.request("POST", "completions", body[k], consumers[k]) for k in range(n))))
+
+    return run(go()), consumers
+
+
+def test_https_streams_with_the_ca_from_ssl_cert_file(https_streams) -> None:
+    records, consumers = _https(https_streams.base_url, proxy=None)
+    assert [r.error for r in records] == [None] * 3
+    assert [c.texts for c in consumers] == [[frame_text(k, i) for i in range(10)] for k in range(3)]
+
+
+def test_an_untrusted_certificate_is_a_connect_error(https_streams, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE")
+    records, _ = _https(https_streams.base_url, n=1, proxy=None)
+    assert isinstance(records[0].error, ConnectError) and "TLS" in records[0].error.message
+
+
+def test_https_through_an_http_proxy_uses_a_connect_tunnel(https_streams) -> None:
+    with ConnectProxy() as proxy:
+        records, consumers = _https(https_streams.base_url, proxy=f"http://127.0.0.1:{proxy.port}")
+        assert [r.error for r in records] == [None] * 3
+        assert [c.texts for c in consumers] == [[frame_text(k, i) for i in range(10)] for k in range(3)]
+        assert proxy.asked and all(line == b"CONNECT 127.0.0.1:%d HTTP/1.1" % https_streams.port for line in proxy.asked)
