@@ -482,3 +482,83 @@ def test_a_compressed_stream_is_decoded_and_the_wire_bytes_stay_available(raw_se
     with httpx.Client(transport=FastTransport()) as client, client.stream("POST", srv2.url, content=b"{}") as response:
         assert content_encoded(response)
         assert b"".join(wire_bytes(response)) == data
+
+
+# --------------------------------------------------------------------------- through acs
+
+
+class Answers(LoopbackListener):
+    """Answers every request with the same exact bytes and closes; counts connections."""
+
+    threaded = True
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.accepted = 0
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        self.accepted += 1
+        with conn:
+            conn.settimeout(5)
+            try:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                conn.sendall(self.answer)
+            except OSError:
+                pass
+
+
+def acs(base: str, *args: str, input: bytes | None = None):
+    from tests.helpers import run_acs
+
+    return run_acs(["complete", "-m", "m", *args], env={"ACS_API_BASE": base}, input=input)
+
+
+@pytest.mark.parametrize("head", [MALFORMED_HEADS[0], MALFORMED_HEADS[4], MALFORMED_HEADS[7], MALFORMED_HEADS[-1]])
+def test_acs_reports_a_malformed_head_as_a_protocol_error_without_retrying(head: bytes) -> None:
+    from tests.cliutil import assert_failure
+
+    with Answers(head) as srv:
+        r = acs(srv.base_url, "--retries", "2", "hi")
+        message, hint = assert_failure(r, 11)
+        assert "malformed HTTP response" in message and hint
+        assert srv.accepted == 1
+
+
+def test_acs_keeps_every_frame_after_a_bare_lf_head() -> None:
+    from tests.cliutil import frames
+
+    body = b"".join(frames([" one", " two"])) + b"data: [DONE]\n\n"
+    stream = body.replace(b"\n", b"\r\n")
+    answer = b"HTTP/1.1 200 OK\nContent-Type: text/event-stream\nTransfer-Encoding: chunked\n\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(stream), stream)
+    with Answers(answer) as srv:
+        r = acs(srv.base_url, "hi")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == " one two"
+
+
+def test_acs_decodes_a_compressed_event_stream() -> None:
+    from tests.cliutil import frames
+
+    data = gzip.compress(b"".join(frames([" squeezed", " text"])) + b"data: [DONE]\n\n")
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    pieces = b"".join(b"%x\r\n%s\r\n" % (len(data[i : i + 5]), data[i : i + 5]) for i in range(0, len(data), 5))
+    with Answers(head + pieces + b"0\r\n\r\n") as srv:
+        r = acs(srv.base_url, "hi")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == " squeezed text"
+
+
+@pytest.mark.parametrize("status, exit_status", [(b"413 Content Too Large", 7), (b"401 Unauthorized", 6)])
+@pytest.mark.parametrize("close", [True, False])
+def test_acs_shows_an_answer_sent_before_the_request_was_read(status: bytes, exit_status: int, close: bool) -> None:
+    from tests.cliutil import assert_failure
+
+    message = b'{"error":{"message":"refused before reading the prompt","type":"invalid_request_error"}}'
+    answer = b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(message), message)
+    with EarlyAnswer(answer, close=close) as srv:
+        r = acs(srv.base_url, input=b"word " * 1_000_000)
+    shown, _ = assert_failure(r, exit_status)
+    assert status[:3].decode() in shown and "refused before reading the prompt" in shown
