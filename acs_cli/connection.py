@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 
 class StreamConsumer(Protocol):
+    """What a request's body goes to. on_head: every final head (error statuses too); on_data: the
+    body of a 2xx answer, content-decoded, one call per read, True to stop (the rest is read and
+    dropped so the connection can be reused); on_end: once, after on_head, however the request
+    ended (the record says how). `now` is time.perf_counter() at the read."""
+
     def on_head(self, head: http1.Head, now: float) -> None: ...
 
     def on_data(self, data: bytes, now: float) -> bool: ...  # decoded body bytes of one read; True = stop
@@ -32,7 +37,8 @@ class RequestRecord:
 
     sent: the request was written; headers: the final head was parsed; first_byte / last_byte: the
     first and last body bytes arrived; error: a typed AcsError (connect 4, timeout 5, HTTP status,
-    incomplete 10, protocol 11) or None."""
+    incomplete 10, protocol 11) or None. attempts stays 1: the engine does not retry (a keep-alive
+    connection found closed before any byte of the answer is replaced, which is not a retry)."""
 
     scheduled: float | None = None
     sent: float | None = None

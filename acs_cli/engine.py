@@ -25,7 +25,7 @@ from time import perf_counter
 from typing import Self
 from urllib.parse import urlsplit
 
-from acs_cli import http1, netrules
+from acs_cli import __version__, http1, netrules
 from acs_cli.api import status_error
 from acs_cli.connection import (
     RECEIVE_BUFFER,
@@ -86,7 +86,7 @@ class Engine:
         self._port = parts.port or (443 if self._https else 80)
         self._base_path = parts.path.rstrip("/")
         host_header = parts.netloc.rpartition("@")[2]
-        fixed = {"Host": host_header, "User-Agent": "acs", "Accept-Encoding": "identity", **(headers or {})}
+        fixed = {"Host": host_header, "User-Agent": f"acs/{__version__}", "Accept-Encoding": "identity", **(headers or {})}
         self._headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in fixed.items()]
         self.has_key = any(k.lower() == "authorization" for k in fixed)
         self.timeout = timeout
