@@ -336,6 +336,11 @@ class ChunkedDecoder(BodyDecoder):
                 else:
                     remaining = _chunk_size(line)
                 pos = nl + 1
+                end = pos + remaining
+                if remaining and end + 1 < n and buf[end] == 13 and buf[end + 1] == 10:
+                    out.append(buf[pos:end])  # the whole chunk and its CRLF are here: one step
+                    pos = end + 2
+                    continue
                 state = _DATA if remaining else _TRAILER
             elif state == _CRLF:
                 if buf[pos] == 10:
