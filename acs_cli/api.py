@@ -12,13 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from acs_cli import __version__, netrules
-from acs_cli.errors import (
-    ConfigError,
-    ConnectError,
-    HTTPStatusError,
-    ProtocolError,
-    TimeoutError_,
-)
+from acs_cli.errors import ConfigError, ConnectError, HTTPStatusError, ProtocolError, TimeoutError_
 from acs_cli.netrules import CONNECT_TIMEOUT, RETRY_STATUSES
 from acs_cli.settings import ResolvedSettings
 from acs_cli.transport import DecodingTransport, FastTransport, MalformedResponseError
