@@ -48,15 +48,21 @@ def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def read_bounded(chunks: Iterable[bytes], limit: int) -> tuple[bytes, bool]:
-    """The body up to `limit` bytes, and whether there was more (the rest is not read)."""
+def read_bounded(chunks: Iterable[bytes], limit: int, timeout: float | None = None) -> tuple[bytes, bool]:
+    """The body up to `limit` bytes, and whether there was more (the rest is not read). With a
+    `timeout`, the whole body must arrive within it (a body trickled byte by byte cannot hold acs)."""
     parts: list[bytes] = []
     size = 0
+    deadline = time.perf_counter() + timeout if timeout else None
     for chunk in chunks:
         parts.append(chunk)
         size += len(chunk)
         if size > limit:
             return b"".join(parts)[:limit], True
+        if deadline is not None and time.perf_counter() > deadline:
+            raise TimedOut(
+                f"the server's JSON answer did not arrive whole within {timeout:g} s", "raise --timeout or ACS_TIMEOUT if the server is just slow"
+            )
     return b"".join(parts), False
 
 
@@ -73,32 +79,60 @@ def parse_document(body: bytes, state: CompletionState) -> list[Record]:
     return state.feed_document(payload)
 
 
-def pump(chunks: Iterable[bytes], state: CompletionState, sink: Sink, timeline: Timeline) -> None:
+def pump(chunks: Iterable[bytes], state: CompletionState, sink: Sink, timeline: Timeline, timeout: float | None = None) -> None:
     """Bytes to events to records to the sink, one network read (or capture frame) at a time:
-    one parse, one write, one clock read per read, never per token."""
+    one parse, one write, at most one clock read per read, never per token.
+
+    With a `timeout`, reads that bring nothing for the completion (keep-alive comments, pings,
+    a frame trickling in byte by byte) do not hold acs past it: the socket's own timeout starts
+    again with every read, so the data deadline is kept here.
+    """
     parser = SSEParser()
     clock = time.perf_counter
+    span = timeout or 0.0
+    deadline = clock() + span if span else None
     try:
         for chunk in chunks:
             events = parser.feed(chunk)
-            if not events:
+            records = state.feed(events) if events else None
+            if not records:
+                if deadline is not None and clock() > deadline:
+                    raise silence(state, span, "the text so far is kept", stalled=True)
+                if state.stopped:
+                    break
                 continue
-            records = state.feed(events)
-            if records:
-                texts = 0
-                for r in records:
-                    if type(r) is Delta and r.text:
-                        texts += 1
+            texts = 0
+            for r in records:
+                if type(r) is Delta and r.text:
+                    texts += 1
+            if texts or deadline is not None:
+                now = clock()
+                if deadline is not None:
+                    deadline = now + span
                 if texts:
                     timeline.text_frames += texts
                     if timeline.first_text is None:
-                        timeline.first_text = clock()
-                sink.write(records)
+                        timeline.first_text = now
+            sink.write(records)
             if state.stopped:
                 break
     finally:
         parser.close()
         timeline.last_byte = clock()
+
+
+def silence(state: CompletionState | None, timeout: float, kept: str, stalled: bool = False) -> TimedOut:
+    """--timeout passed without data: nothing at all arrived (the socket timed out), or only
+    keep-alive comments, pings and unfinished frames did (`stalled`)."""
+    phase = ""
+    if state is not None:
+        phase = " (between two frames)" if state.frames else " (waiting for the first token)"
+    if not stalled:
+        return TimedOut(f"no data from the server for {timeout:g} s{phase}", f"{kept}; raise --timeout or ACS_TIMEOUT if the server is just slow")
+    return TimedOut(
+        f"no completion data from the server for {timeout:g} s{phase}, only keep-alive pings or a frame that never ended",
+        f"{kept}; a server that only pings is treated as stuck: raise --timeout or ACS_TIMEOUT if it is just slow",
+    )
 
 
 def feed_document(body: bytes, state: CompletionState, sink: Sink, timeline: Timeline) -> None:
@@ -124,7 +158,7 @@ def read_completion(response: object, state: CompletionState, sink: Sink, timeli
             first = next(chunks, b"")
             kind = sniff_body(media, first)
             if kind == "json":
-                body, more = read_bounded(prepend(first, chunks), DOCUMENT_LIMIT)
+                body, more = read_bounded(prepend(first, chunks), DOCUMENT_LIMIT, timeout)
                 if more:
                     return ProtocolError(
                         f"the server answered 200 with a JSON body over {DOCUMENT_LIMIT // (1024 * 1024)} MiB", "check the server; acs reads a whole JSON answer up to that size"
@@ -137,7 +171,7 @@ def read_completion(response: object, state: CompletionState, sink: Sink, timeli
                     "check that the base URL points at an OpenAI-compatible server, not a web page or a proxy login",
                 )
             chunks = prepend(first, chunks)
-        pump(chunks, state, sink, timeline)
+        pump(chunks, state, sink, timeline, timeout)
     except AcsError as exc:  # an event too large for the parser
         return exc
     except httpx.HTTPError as exc:
@@ -153,10 +187,7 @@ def body_error(exc: Exception, state: CompletionState | None, timeout: float) ->
 
     kept = "the text so far is kept" if state is not None else "the bytes received are on stdout"
     if isinstance(exc, httpx.TimeoutException):
-        phase = ""
-        if state is not None:
-            phase = " (between two frames)" if state.frames else " (waiting for the first token)"
-        return TimedOut(f"no data from the server for {timeout:g} s{phase}", f"{kept}; raise --timeout or ACS_TIMEOUT if the server is just slow")
+        return silence(state, timeout, kept)
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         if state is not None and state.verdict(cut=True) is None:
             return None

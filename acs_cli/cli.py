@@ -119,6 +119,10 @@ def complete(
     include: Annotated[bool, typer.Option("--include", "-i", help="With --raw, print the status line and headers first.")] = False,
     base_url: BaseUrl = None,
     timeout: Timeout = None,
+    max_time: Annotated[
+        Optional[float],
+        typer.Option("--max-time", metavar="SECONDS", help="Cap the whole run (connecting, waiting, streaming) at this many seconds, like curl --max-time.", show_default=False),
+    ] = None,
     retries: Retries = 2,
     profile: Profile = None,
 ) -> None:
@@ -128,7 +132,7 @@ def complete(
     opts = CompleteOptions(
         prompt=prompt,
         escapes=escapes,
-        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries),
+        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries, max_time=max_time),
         request=RequestOptions(
             max_tokens=max_tokens,
             temperature=temperature,

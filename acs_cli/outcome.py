@@ -86,7 +86,9 @@ class Outcome:
 
     @property
     def stdout_closed(self) -> bool:
-        return self.error is not None and self.error.status == ExitStatus.BROKEN_PIPE
+        """Whether stdout can take nothing more: its reader left (141) or writing it failed (12).
+        Nothing more is written then, on stdout or stderr, but the one line of a failure."""
+        return self.error is not None and self.error.status in (ExitStatus.BROKEN_PIPE, ExitStatus.OUTPUT)
 
     def figures(self) -> dict[str, Any]:
         """The timings --json, --jsonl and --stats report."""

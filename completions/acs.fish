@@ -31,6 +31,7 @@ complete -c acs -n '__fish_seen_subcommand_from complete' -l raw -d 'Print the r
 complete -c acs -n '__fish_seen_subcommand_from complete' -l include -s i -d 'With --raw, print the status line and headers first'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l base-url -l api-base -r -d 'API base URL [env ACS_API_BASE; default http://localhost:8000/v1]'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l timeout -r -d 'Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600]'
+complete -c acs -n '__fish_seen_subcommand_from complete' -l max-time -r -d 'Cap the whole run (connecting, waiting, streaming) at this many seconds, like curl --max-time'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l retries -r -d 'Retries on connection failure or 429/502/503/504, before any output'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l profile -r -d 'Use this profile of the config file [env ACS_PROFILE]'
 complete -c acs -n '__fish_seen_subcommand_from complete' -l help -s h -d 'Show this message and exit'

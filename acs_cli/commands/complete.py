@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from acs_cli.body import ERROR_BODY_LIMIT, read_completion
 from acs_cli.completion_state import CompletionState
-from acs_cli.errors import AcsError
+from acs_cli.errors import AcsError, UsageError
 from acs_cli.options import CompleteOptions
 from acs_cli.output import check_output_flags, make_sink
 from acs_cli.request import build_body, check_finite, choices_in, decode_escapes, parse_params, read_prompt
@@ -28,6 +28,10 @@ def complete(opts: CompleteOptions, term: Terminal) -> Outcome:
     check_output_flags(opts.output)
     for name, value in (("--temperature", req.temperature), ("--top-p", req.top_p), ("--presence-penalty", req.presence_penalty), ("--frequency-penalty", req.frequency_penalty)):
         check_finite(name, value)
+    max_time = opts.connection.max_time
+    check_finite("--max-time", max_time)
+    if max_time is not None and max_time <= 0:
+        raise UsageError(f"--max-time {max_time:g} is not a positive number of seconds", "give --max-time the most seconds the whole run may take, e.g. --max-time 30")
     prompt = read_prompt(opts.prompt, opts.escapes, term)
     if opts.escapes:
         req.stop = [decode_escapes(s) for s in req.stop]
@@ -48,8 +52,8 @@ def complete(opts: CompleteOptions, term: Terminal) -> Outcome:
             from acs_cli.sinks.raw import RawSink
 
             assert isinstance(sink, RawSink)
-            return drive(sink, lambda outcome: _raw(api, settings, body, opts, sink, outcome, term), settings.model)
-        return drive(sink, lambda outcome: _stream(api, settings, body, choices, sink, outcome), settings.model)
+            return drive(sink, lambda outcome: _raw(api, settings, body, opts, sink, outcome, term), settings.model, max_time)
+        return drive(sink, lambda outcome: _stream(api, settings, body, choices, sink, outcome), settings.model, max_time)
 
 
 def _stream(api: Api, settings: ResolvedSettings, body: dict[str, Any], choices: int, sink: Any, outcome: Outcome) -> AcsError | None:
@@ -74,23 +78,42 @@ def _raw(api: Api, settings: ResolvedSettings, body: dict[str, Any], opts: Compl
     model = body["model"] = outcome.model = settings.model or api.pick_model()
     outcome.timeline.sent = time.perf_counter()
     response = api.open_completion(body, accept_errors=True)
-    kept = bytearray()  # an error body is shown whole (as curl does) and kept this far for the message
     try:
         if opts.output.include_headers:
             status_line = f"{response.http_version} {response.status_code} {response.reason_phrase}".rstrip()
             sink.head(status_line, list(response.headers.raw))
         failed = response.status_code >= 300
         try:
-            for chunk in response.iter_raw():
-                sink.write_bytes(chunk)
-                if failed and len(kept) < ERROR_BODY_LIMIT:
-                    kept += chunk[: ERROR_BODY_LIMIT - len(kept)]
+            kept = _copy_raw(response, sink, failed, api.timeout)
         except httpx.HTTPError as exc:
             return body_error(exc, None, api.timeout)
     finally:
         response.close()
     if failed:
-        return http_error(response, bytes(kept), base=api.base, model=model, has_key=api.has_key)
+        return http_error(response, kept, base=api.base, model=model, has_key=api.has_key)
     if "event-stream" in response.headers.get("content-type", "") and b"[DONE]" not in sink.tail and not opts.output.quiet:
         term.message("acs: note: the stream ended without data: [DONE]", "warn")
     return None
+
+
+def _copy_raw(response: Any, sink: RawSink, failed: bool, timeout: float) -> bytes:
+    """Every read to the sink as it comes; an error body is shown whole (as curl does) and kept up
+    to ERROR_BODY_LIMIT for the message. In an event stream that is not content-encoded, a read
+    holding a `data:` field is what counts as data for --timeout: a server that only pings, or
+    trickles a frame byte by byte, is stopped as it would be without --raw."""
+    from acs_cli.body import silence
+
+    kept = bytearray()
+    clock = time.perf_counter
+    watch = not failed and "event-stream" in response.headers.get("content-type", "") and response.headers.get("content-encoding", "identity") == "identity"
+    deadline = clock() + timeout if watch and timeout else None
+    for chunk in response.iter_raw():
+        sink.write_bytes(chunk)
+        if failed and len(kept) < ERROR_BODY_LIMIT:
+            kept += chunk[: ERROR_BODY_LIMIT - len(kept)]
+        if deadline is not None:
+            if b"data:" in chunk:
+                deadline = clock() + timeout
+            elif clock() > deadline:
+                raise silence(None, timeout, "the bytes received are on stdout", stalled=True)
+    return bytes(kept)

@@ -104,9 +104,10 @@ class JsonSink(_JsonOutput):
         self.inner.write(records)
 
     def end(self, outcome: Outcome) -> None:
-        self.inner.end(outcome)
+        # the object first: when stdout cannot take it, nothing more is said (no usage line)
         if _reportable(outcome):
             self.term.write_out(dumps(self.document(outcome), indent=2) + b"\n")
+        self.inner.end(outcome)
 
     def document(self, outcome: Outcome) -> dict[str, Any]:
         state = outcome.state
@@ -160,9 +161,12 @@ class JsonlSink(_JsonOutput):
         self.inner.write(records)
 
     def end(self, outcome: Outcome) -> None:
+        if _reportable(outcome):
+            self.term.write_out(b"".join(dumps(line) + b"\n" for line in self.last_lines(outcome)))
         self.inner.end(outcome)
-        if not _reportable(outcome):
-            return
+
+    def last_lines(self, outcome: Outcome) -> list[dict[str, Any]]:
+        """usage (when the server sent it), error (when the run failed), and always done."""
         lines: list[dict[str, Any]] = []
         usage = outcome.usage
         if isinstance(usage, dict):
@@ -187,4 +191,4 @@ class JsonlSink(_JsonOutput):
                 "timings": outcome.figures(),
             }
         )
-        self.term.write_out(b"".join(dumps(line) + b"\n" for line in lines))
+        return lines

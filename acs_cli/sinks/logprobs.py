@@ -238,5 +238,8 @@ def _rich_table(term: Terminal, choices: list[tuple[int, dict[str, list[Any]]]],
                 format_logprob(value),
                 Text(_alternatives_text(alternatives)),
             )
-        console.print(table)
+        try:
+            console.print(table)
+        except (OSError, ValueError):  # a closed or full stderr is never a failure
+            return
 
