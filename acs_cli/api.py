@@ -101,7 +101,7 @@ class Api:
             response.close()
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ProtocolError(
                 f"GET {self.url(path)} did not answer JSON: {raw[:120].decode('utf-8', 'replace')!r}",
                 "check that ACS_API_BASE points at an OpenAI-compatible server (it usually ends in /v1)",
@@ -264,7 +264,7 @@ def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:
     """The message and fields of an error body in any shape servers send (WIRE.md §8.1)."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         payload = None
     err: Any = payload
     if isinstance(payload, dict) and "error" in payload:

@@ -70,9 +70,12 @@ def parse_document(body: bytes, state: CompletionState) -> list[Record]:
     """A whole JSON body (a 200 answer that is not a stream) into records."""
     try:
         payload = json.loads(body)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError) as exc:
+        what = "neither an event stream nor JSON"
+        if isinstance(exc, RecursionError) or "digits" in str(exc):
+            what = "JSON acs cannot read (nested too deeply, or a number too long)"
         state.failure = ProtocolError(
-            f"the server answered 200 with a body that is neither an event stream nor JSON: {shorten(body[:200].decode('utf-8', 'replace'))}",
+            f"the server answered 200 with a body that is {what}: {shorten(body[:200].decode('utf-8', 'replace'))}",
             "check that the base URL points at an OpenAI-compatible server",
         )
         return []

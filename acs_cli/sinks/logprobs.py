@@ -33,13 +33,28 @@ BANDS = (
 CLAMP = -9999.0  # vLLM's stand-in for -inf
 
 
+def _number(logprob: Any) -> float | None:
+    """A logprob as a float (±inf past a float's range), None when it is not a number at all."""
+    kind = type(logprob)
+    if kind is float:
+        return None if logprob != logprob else logprob  # NaN: unknown
+    if kind is int:
+        try:
+            return float(logprob)
+        except OverflowError:  # an integer past 1e308
+            return math.inf if logprob > 0 else -math.inf
+    return None  # null, a string, a bool, nested garbage
+
+
 def probability(logprob: Any) -> float | None:
-    """exp(logprob), 0 for vLLM's -9999 clamp, None when unknown (null or not a number)."""
-    if isinstance(logprob, bool) or not isinstance(logprob, (int, float)) or math.isnan(logprob):
+    """exp(logprob): 0 for -inf and vLLM's -9999 clamp (and anything below it), at most 1 (a
+    positive logprob is out of range: 100%); None when unknown (null, NaN, +inf, not a number)."""
+    value = _number(logprob)
+    if value is None or value == math.inf:
         return None
-    if logprob <= CLAMP:
+    if value <= CLAMP:
         return 0.0
-    return min(1.0, math.exp(logprob))
+    return 1.0 if value >= 0 else math.exp(value)
 
 
 def band_style(logprob: Any) -> str | None:
@@ -57,14 +72,18 @@ def percent(p: float | None) -> str:
 
 
 def format_logprob(logprob: Any) -> str:
-    if probability(logprob) is None:
+    value = _number(logprob)
+    if value is None or probability(value) is None:
         return "?"
-    return "-inf" if logprob <= CLAMP else f"{logprob:.4f}"
+    if value <= CLAMP:
+        return "-inf"
+    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
 def quoted(token: Any) -> str:
-    """A token as a JSON string (its spaces and newlines visible), safe for a terminal."""
-    return make_visible(json.dumps(token if isinstance(token, str) else str(token), ensure_ascii=False))
+    """A token as a JSON string (its spaces and newlines visible), safe for a terminal; `?` for
+    a token that is not a string."""
+    return make_visible(json.dumps(token, ensure_ascii=False)) if isinstance(token, str) else "?"
 
 
 def scores(delta: Delta) -> list[tuple[str, Any]] | None:
@@ -130,10 +149,17 @@ def merge_logprobs(kept: dict[int, dict[str, list[Any]]], delta: Delta) -> None:
     into = kept.get(delta.index)
     if into is None:
         into = kept[delta.index] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    # the arrays are parallel, one entry per token: a frame whose arrays differ in length (or
+    # lack one) is padded with null or cut to its tokens, so later tokens keep their own values
+    parts = {key: logprobs.get(key) for key in into}
+    tokens = parts["tokens"]
+    count = len(tokens) if isinstance(tokens, list) else max((len(v) for v in parts.values() if isinstance(v, list)), default=0)
     for key, values in into.items():
-        more = logprobs.get(key)
-        if isinstance(more, list):
-            values.extend(more)
+        more = parts[key]
+        more = more[:count] if isinstance(more, list) else []
+        values.extend(more)
+        if len(more) < count:
+            values.extend([None] * (count - len(more)))
 
 
 class LogprobsTable:
@@ -185,7 +211,7 @@ def _alternatives(token: Any, top: Any) -> list[tuple[Any, Any]]:
         pairs = list(top.items())
     elif isinstance(top, list):  # llama-server's shape: [{"token": ..., "logprob": ...}, ...]
         pairs = [(t.get("token"), t.get("logprob")) for t in top if isinstance(t, dict)]
-    pairs = [(t, v) for t, v in pairs if t != token]
+    pairs = [(t, v) for t, v in pairs if not (isinstance(t, str) and t == token)]  # never compare nested garbage
     pairs.sort(key=lambda tv: probability(tv[1]) or 0.0, reverse=True)
     return pairs
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from acs_cli.text import make_visible
+from acs_cli.outcome import token_count
+from acs_cli.text import make_visible, shorten
 
 if TYPE_CHECKING:
     from acs_cli.completion_state import ChoiceState
@@ -78,9 +79,9 @@ def usage_line(outcome: Outcome, *, source: str = "server", usage_asked: bool = 
 
 def usage_figures(usage: dict[str, Any]) -> str:
     """`9 prompt + 80 completion = 89 tokens` from whatever the usage object holds."""
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    total = _int(usage.get("total_tokens"))
+    prompt = token_count(usage.get("prompt_tokens"))
+    completion = token_count(usage.get("completion_tokens"))
+    total = token_count(usage.get("total_tokens"))
     if total is None and prompt is not None and completion is not None:
         total = prompt + completion
     parts = []
@@ -91,7 +92,7 @@ def usage_figures(usage: dict[str, Any]) -> str:
     head = " + ".join(parts)
     if total is not None:
         return f"{head} = {total} tokens" if head else f"{total} tokens"
-    return head + " tokens"
+    return head + " tokens" if head else "usage: no token counts in what the server sent"
 
 
 def stats_text(t: dict[str, Any]) -> str:
@@ -111,9 +112,8 @@ def _finishes(choices: list[ChoiceState]) -> str:
     if not choices:
         return ""
     if len(choices) == 1:
-        return choices[0].finish_reason or "none"
-    return ", ".join(f"[{c.index}] {c.finish_reason or 'none'}" for c in choices)
+        return shorten(choices[0].finish_reason or "none", 80)
+    shown = ", ".join(f"[{c.index}] {shorten(c.finish_reason or 'none', 40)}" for c in choices[:16])
+    return shown + (f", … ({len(choices) - 16} more)" if len(choices) > 16 else "")
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
