@@ -25,6 +25,7 @@ from acs_cli.terminal import Terminal
 from acs_cli.text import make_visible, shorten
 
 ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+MAX_ALARM = 1e9  # seconds (31 years): longer --max-time values are no cap
 
 
 class Interrupted(KeyboardInterrupt):
@@ -146,8 +147,8 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     the model lookup, waiting and streaming. A SIGALRM timer interrupts whatever call blocks;
     one already set (by whoever runs acs in-process) is kept and re-armed afterwards. The block
     ends with _Expired when the time is up."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
+    if not seconds or seconds > MAX_ALARM or threading.current_thread() is not threading.main_thread():
+        yield  # past MAX_ALARM no timer can be set, and the cap would never be reached anyway
         return
     start = time.monotonic()
     deadline = start + seconds

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from acs_cli.body import ERROR_BODY_LIMIT, read_completion
 from acs_cli.completion_state import CompletionState
-from acs_cli.errors import AcsError, UsageError
+from acs_cli.errors import AcsError
 from acs_cli.options import CompleteOptions
 from acs_cli.output import check_output_flags, make_sink
-from acs_cli.request import build_body, check_finite, choices_in, decode_escapes, parse_params, read_prompt
+from acs_cli.request import build_body, check_request_flags, check_seconds, check_text, choices_in, decode_escapes, parse_params, read_prompt
 from acs_cli.run import drive
 
 if TYPE_CHECKING:
@@ -26,12 +26,11 @@ def complete(opts: CompleteOptions, term: Terminal) -> Outcome:
     if opts.output.logprobs_table and req.logprobs is None:
         req.logprobs = 5  # the table needs them
     check_output_flags(opts.output)
-    for name, value in (("--temperature", req.temperature), ("--top-p", req.top_p), ("--presence-penalty", req.presence_penalty), ("--frequency-penalty", req.frequency_penalty)):
-        check_finite(name, value)
+    check_request_flags(req)
+    if opts.connection.model is not None:
+        check_text("--model", opts.connection.model)
     max_time = opts.connection.max_time
-    check_finite("--max-time", max_time)
-    if max_time is not None and max_time <= 0:
-        raise UsageError(f"--max-time {max_time:g} is not a positive number of seconds", "give --max-time the most seconds the whole run may take, e.g. --max-time 30")
+    check_seconds("--max-time", max_time)
     prompt = read_prompt(opts.prompt, opts.escapes, term)
     if opts.escapes:
         req.stop = [decode_escapes(s) for s in req.stop]

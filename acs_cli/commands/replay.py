@@ -13,6 +13,7 @@ from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError, HTTPStatusError, UsageError
 from acs_cli.options import ReplayOptions
 from acs_cli.output import check_output_flags, make_sink
+from acs_cli.request import check_seconds
 from acs_cli.run import drive
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 SAMPLE = "data/rust.sse"
 SAMPLE_PROMPT = "Five reasons to learn Rust:\\n1."  # what the bundled sample answered
 SAMPLE_DELAY = 0.04  # the bundled sample is paced like a real model
+MAX_DELAY = 3600.0  # between two frames; more is a typo (and past ~1e9 s no clock can sleep it)
 
 
 def read_capture(source: str | None, term: Terminal) -> bytes:
@@ -71,6 +73,7 @@ def replay(opts: ReplayOptions, term: Terminal) -> Outcome:
     if out.logprobs_table:
         opts.logprobs = True
     check_output_flags(out, opts.choices)
+    check_seconds("--delay", opts.delay, zero=True, most=MAX_DELAY)
     data = read_capture(opts.source, term)
     delay = opts.delay if opts.delay is not None else (SAMPLE_DELAY if opts.source is None else 0.0)
     status, head, body = split_capture(data)
