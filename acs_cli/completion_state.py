@@ -187,7 +187,7 @@ class CompletionState:
             return
         # other named events (ping, ...) carry nothing for a completion; but completion JSON under
         # another name would vanish silently, so say so once
-        if "completion" not in data or "choices" not in data or any("event:" in n for n in self.notices):
+        if "choices" not in data or any("event:" in n for n in self.notices):
             return
         try:
             frame = parse_json(data)
@@ -275,7 +275,8 @@ class CompletionState:
     def verdict(self, *, cut: bool = False) -> AcsError | None:
         """Once the body ended: None when the completion is whole, else what went wrong.
 
-        Whole means every choice asked for (and every one the server sent) has its finish reason,
+        Whole means every choice asked for (0..n-1; with one asked for, the one that came, whatever
+        its index) and every one the server sent has its finish reason,
         with or without [DONE] after it; [DONE] alone, or before a choice finished, is incomplete
         (llama-cpp-python ends a generation that way when another request takes its slot).
         """
@@ -287,7 +288,9 @@ class CompletionState:
                 f"the server ended the generation with finish reason {aborted[0].finish_reason!r}",
                 "the text so far is kept; the server aborted the request (overload, shutdown or a client timeout upstream): retry it",
             )
-        unfinished = [i for i in sorted(set(self.choices) | set(range(self.expected))) if i not in self.choices or not self.choices[i].finished]
+        # the choices asked for are 0..n-1; one choice asked for is whichever index it came with
+        asked = set(range(self.expected)) if self.expected > 1 or not self.choices else set()
+        unfinished = [i for i in sorted(set(self.choices) | asked) if i not in self.choices or not self.choices[i].finished]
         if not unfinished:
             return None
         if self.done:

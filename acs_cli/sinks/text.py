@@ -32,6 +32,9 @@ class ChoiceOrder:
         self.finished: set[int] = set()
         self.passed: set[int] = set()  # choices that were live and are done with
         self.multi = only is None and self.expected > 1
+        # the indexes that keep a place even before they appear: 0..n-1 for several choices; one
+        # choice is whichever index it comes with
+        self.asked = set(range(self.expected)) if self.expected > 1 else set()
 
     def route(self, records: list[Record]) -> list[Delta]:
         """The deltas that may be written now, in order; a delta with empty text marks where a
@@ -65,7 +68,7 @@ class ChoiceOrder:
     def _advance(self, out: list[Delta]) -> None:
         # while the live choice has finished, the lowest one not yet shown becomes live
         while self.live in self.finished:
-            later = (self.seen | set(self.held) | set(range(self.expected))) - self.passed - {self.live}
+            later = (self.seen | set(self.held) | self.asked) - self.passed - {self.live}
             if not later:
                 return
             self.passed.add(self.live)
