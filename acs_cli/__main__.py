@@ -101,6 +101,7 @@ def _say(term: Terminal | None, line: str) -> None:
 def _flag_error(exc: Exception, argv: list[str], term: Terminal) -> int:
     """Click's complaint about the command line, in acs's one-line-and-a-hint form."""
     from acs_cli.errors import ExitStatus
+    from acs_cli.text import make_visible
 
     if type(exc).__name__ == "NoArgsIsHelpError":  # plain `acs`: the help is the answer
         term.message(exc.format_message())  # type: ignore[attr-defined]
@@ -114,8 +115,8 @@ def _flag_error(exc: Exception, argv: list[str], term: Terminal) -> int:
         hint = "the key is read from ACS_API_KEY only, never from the command line"
     else:
         hint = f"`{command} --help` lists the commands and options"
-    term.message(f"acs: error: {message}")
-    term.message(f"hint: {hint}")
+    term.message(f"acs: error: {make_visible(message)}")  # it may quote an argument: shown, never run
+    term.message(f"hint: {make_visible(hint)}")
     code = getattr(exc, "exit_code", 2)
     return int(ExitStatus.USAGE) if code == 2 else int(code)
 

@@ -66,8 +66,8 @@ def make_sink(
     if out.logprobs_table:
         from acs_cli.sinks.logprobs import LogprobsTable
 
-        base = LogprobsTable(base, term, out.choice)
-    sink: Sink = Summary(base, term, quiet=out.quiet, stats=out.stats, text=text, source=source, usage_asked=usage_asked)
+        base = LogprobsTable(base, term, out.choice, text)
+    sink: Sink = Summary(base, term, quiet=out.quiet, stats=out.stats, text=text, source=source, usage_asked=usage_asked, logprobs_asked=logprobs)
     if out.json:
         from acs_cli.sinks.json import JsonSink
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from acs_cli.records import Delta
 from acs_cli.sinks.terminal import TerminalSink
-from acs_cli.sinks.text import ChoiceOrder
+from acs_cli.sinks.text import ChoiceOrder, PipeSink
 from acs_cli.text import make_visible, visible_pieces
 
 if TYPE_CHECKING:
@@ -165,10 +165,11 @@ def merge_logprobs(kept: dict[int, dict[str, list[Any]]], delta: Delta) -> None:
 class LogprobsTable:
     """Decorator: after the text, every token with its probability and top alternatives, on stderr."""
 
-    def __init__(self, inner: Sink, term: Terminal, only: int | None) -> None:
+    def __init__(self, inner: Sink, term: Terminal, only: int | None, text: PipeSink | None = None) -> None:
         self.inner = inner
         self.term = term
         self.only = only
+        self.text = text  # the sink that writes text on stdout, if any
         self.kept: dict[int, dict[str, list[Any]]] = {}
         self.choices: set[int] = set()
 
@@ -185,8 +186,12 @@ class LogprobsTable:
 
     def end(self, outcome: Outcome) -> None:
         self.inner.end(outcome)
-        if not outcome.stdout_closed:
-            print_table(self.term, self.kept, sorted(self.choices), only=self.only)
+        if outcome.stdout_closed:
+            return
+        shown = [i for i in sorted(self.choices) if self.only is None or i == self.only]
+        if self.text is not None and any(self.kept.get(i, {}).get("tokens") for i in shown):
+            self.text.close_line()  # the table starts on a line of its own
+        print_table(self.term, self.kept, shown, several=len(shown) > 1)
 
 
 # ---------------------------------------------------------------------------------------- table
@@ -220,16 +225,15 @@ def _alternatives_text(pairs: list[tuple[Any, Any]]) -> str:
     return ", ".join(f"{quoted(t)} {percent(probability(v))}" for t, v in pairs)
 
 
-def print_table(term: Terminal, kept: dict[int, dict[str, list[Any]]], choices: list[int], only: int | None = None) -> None:
-    """Every token with its probability and the top alternatives, on stderr: a table on a
-    terminal, tab-separated lines (with a header) otherwise."""
-    choices = [i for i in choices if only is None or i == only]
+def print_table(term: Terminal, kept: dict[int, dict[str, list[Any]]], choices: list[int], several: bool = False) -> None:
+    """Every token of these choices with its probability and the top alternatives, on stderr: a
+    table on a terminal, tab-separated lines (with a header) otherwise. Nothing when no choice has
+    logprobs (acs_cli.sinks.summary says so once)."""
     with_logprobs = [(i, kept[i]) for i in choices if i in kept and kept[i].get("tokens")]
     if not with_logprobs:
-        term.message("logprobs: the server sent none", "warn")
         return
     if term.stderr_tty:
-        _rich_table(term, with_logprobs, several=len(choices) > 1)
+        _rich_table(term, with_logprobs, several=several)
         return
     lines = ["choice\tposition\ttoken\tprobability\tlogprob\talternatives"]
     for index, logprobs in with_logprobs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.outcome import token_count
+from acs_cli.records import Delta
 from acs_cli.text import make_visible, shorten
 
 if TYPE_CHECKING:
@@ -18,10 +19,20 @@ if TYPE_CHECKING:
 
 class Summary:
     """Decorator: once the inner sink ended, the stream's notices and the usage line on stderr
-    (`-q` drops the line); with `stats`, the timing figures on it."""
+    (`-q` drops the line, not the notices); with `stats`, the timing figures on it. It also says
+    once when logprobs were asked for and none came."""
 
     def __init__(
-        self, inner: Sink, term: Terminal, *, quiet: bool, stats: bool, text: PipeSink | None, source: str = "server", usage_asked: bool = True
+        self,
+        inner: Sink,
+        term: Terminal,
+        *,
+        quiet: bool,
+        stats: bool,
+        text: PipeSink | None,
+        source: str = "server",
+        usage_asked: bool = True,
+        logprobs_asked: bool = False,
     ) -> None:
         self.inner = inner
         self.term = term
@@ -30,26 +41,37 @@ class Summary:
         self.text = text  # the sink that writes text on stdout, if any
         self.source = source  # "server", or "capture" for a replay
         self.usage_asked = usage_asked
+        self.logprobs_missing = logprobs_asked  # asked for, and none seen yet
 
     def begin(self) -> None:
         self.inner.begin()
 
     def write(self, records: list[Record]) -> None:
+        if self.logprobs_missing:  # only until the first logprobs: no cost per token otherwise
+            for r in records:
+                if type(r) is Delta and r.logprobs is not None:
+                    self.logprobs_missing = False
+                    break
         self.inner.write(records)
 
     def end(self, outcome: Outcome) -> None:
         self.inner.end(outcome)
         if outcome.stdout_closed:
             return
-        for notice in outcome.state.notices if outcome.state is not None else ():
-            self.term.message(make_visible(notice), "warn")
-        if self.quiet or (outcome.state is None and not outcome.interrupted):
-            return  # no stream was read (the request failed): the error says it all
+        state = outcome.state
+        notices = [make_visible(n) for n in state.notices] if state is not None else []
+        if self.logprobs_missing and state is not None and state.choices:
+            notices.append(f"logprobs: {'the capture holds' if self.source == 'capture' else 'the server sent'} none")
+        usage = not self.quiet and (state is not None or outcome.interrupted)  # no stream read: the error says it all
+        if self.text is not None and (notices or usage or outcome.error is not None):
+            self.text.close_line()  # what follows on stderr starts a line of its own
+        for notice in notices:
+            self.term.message(notice, "warn")
+        if not usage:
+            return
         line = usage_line(outcome, source=self.source, usage_asked=self.usage_asked)
         if self.stats:
             line += stats_text(outcome.figures())
-        if self.text is not None and self.text.open_line and self.term.stderr_tty and not self.term.stdout_tty:
-            line = "\n" + line  # the text went elsewhere (a pipe, a file) without a final newline
         self.term.message(line, "dim")
 
 

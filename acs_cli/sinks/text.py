@@ -104,11 +104,22 @@ class PipeSink:
         self.ends_with_newline = True  # whether the last character written is "\n"
         self.wrote = False
         self._pending_surrogate = ""
+        self.line_closed = False  # a newline went to stderr after text that ended mid-line
 
     @property
     def open_line(self) -> bool:
         """Whether the text written so far ends mid-line."""
         return self.wrote and not self.ends_with_newline
+
+    def close_line(self) -> None:
+        """Before the first line acs writes on stderr after the text: when the text went to a
+        pipe or a file without a final newline while stderr is a terminal (`acs complete | cat`
+        shows it on that same terminal), a newline on stderr, so that line starts a line of its
+        own. stdout stays the exact text."""
+        term = self.term
+        if self.open_line and not self.line_closed and term.stderr_tty and not term.stdout_tty:
+            self.line_closed = True
+            term.message("")
 
     def begin(self) -> None:
         pass
