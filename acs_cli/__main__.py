@@ -171,21 +171,35 @@ def _silence_stdout() -> None:
 def entry() -> None:
     """The process: closed streams guarded, SIGINT, SIGTERM and SIGHUP ending a run as Ctrl-C
     does, a failed stdout ending quietly."""
+    try:
+        status = _process()
+    except KeyboardInterrupt as exc:  # a signal before the gate was up (while importing)
+        status = 128 + int(getattr(exc, "signum", 2))
+    for _ in range(3):  # a signal in the last steps: the gate raises once, then only counts
+        try:
+            _exit(status)
+        except KeyboardInterrupt:
+            continue
+
+
+def _process() -> int:
     import signal
 
     _guard_streams()
-    from acs_cli.run import ENDING_SIGNALS, GATE, signal_of
+    from acs_cli.run import ENDING_SIGNALS, GATE
 
     for signum in ENDING_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, GATE)
-    try:
-        status = main()
-    except KeyboardInterrupt as exc:
-        status = 128 + signal_of(exc)
-    for signum in ENDING_SIGNALS:  # acs is exiting: a signal now must not kill the interpreter as it
-        signal.signal(signum, signal.SIG_IGN)  # finalizes (it resets Python handlers to the default)
-    if status in (STDOUT_CLOSED, OUTPUT_FAILED):
+    return main()
+
+
+def _exit(status: int) -> None:
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # exiting: a signal now must not
+        signal.signal(signum, signal.SIG_IGN)  # kill the interpreter as it finalizes (it resets
+    if status in (STDOUT_CLOSED, OUTPUT_FAILED):  # Python's handlers to the default)
         _silence_stdout()
     sys.exit(status)
 

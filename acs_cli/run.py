@@ -103,7 +103,9 @@ def report(term: Terminal, outcome: Outcome, usage: str | None = None) -> None:
 
 
 def output_error(exc: OSError) -> AcsError:
-    """What a failed write to stdout means: its reader left (141), or it could not be written (12)."""
+    """What a failed write to stdout means (the sinks write nothing else that can fail): its reader
+    left or it is closed (141), or it cannot take the bytes: ENOSPC, EIO on a terminal that hung
+    up (12)."""
     if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.EBADF):
         return StdoutClosed()
     return OutputFailed(exc)
