@@ -100,6 +100,8 @@ def pump(chunks: Iterable[bytes], state: CompletionState, sink: Sink, timeline: 
             records = state.feed(events) if events else None
             if not records:
                 if deadline is not None and clock() > deadline:
+                    if state.verdict(cut=True) is None:
+                        break  # every choice finished: the completion is whole, [DONE] or not
                     raise silence(state, span, "the text so far is kept", stalled=True)
                 if state.stopped:
                     break
@@ -129,7 +131,7 @@ def silence(state: CompletionState | None, timeout: float, kept: str, stalled: b
     keep-alive comments, pings and unfinished frames did (`stalled`)."""
     phase = ""
     if state is not None:
-        phase = " (between two frames)" if state.frames else " (waiting for the first token)"
+        phase = " (between two frames)" if state.choices else " (waiting for the first token)"
     if not stalled:
         return TimedOut(f"no data from the server for {timeout:g} s{phase}", f"{kept}; raise --timeout or ACS_TIMEOUT if the server is just slow")
     return TimedOut(
@@ -190,6 +192,8 @@ def body_error(exc: Exception, state: CompletionState | None, timeout: float) ->
 
     kept = "the text so far is kept" if state is not None else "the bytes received are on stdout"
     if isinstance(exc, httpx.TimeoutException):
+        if state is not None and state.verdict(cut=True) is None:
+            return None  # silent after every choice finished: the completion is whole
         return silence(state, timeout, kept)
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         if state is not None and state.verdict(cut=True) is None:

@@ -36,6 +36,7 @@ _loads = json.loads
 # compact JSON, and anything it does not take whole goes through json.loads for the real error
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
+EXTRA_CHOICES = 64  # choices a stream may bring beyond those asked for (shown, and they must finish)
 _NOT_COMPLETION_HINT = "check that the base URL points at an OpenAI-compatible server; `acs complete --raw` shows the bytes"
 
 
@@ -231,6 +232,9 @@ class CompletionState:
             state = states.get(index)
             first = state is None
             if state is None:
+                if len(states) >= self.expected + EXTRA_CHOICES:  # memory stays flat
+                    self._fail(ProtocolError(f"the server sent more than {len(states)} choices; {self.expected} were asked for", _NOT_COMPLETION_HINT), records)
+                    return
                 state = states[index] = ChoiceState(index)
             if state.finished:
                 continue  # duplicate terminal frames (vLLM before PR #28591)

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from acs_cli.errors import AcsError, ExitStatus, OutputFailed, StdoutClosed, TimedOut, UsageError
@@ -111,20 +112,20 @@ def output_error(exc: OSError) -> AcsError:
     return OutputFailed(exc)
 
 
-def drive(sink: Sink, body: Callable[[Outcome], AcsError | None], model: str | None = None, max_time: float | None = None) -> Outcome:
+def drive(sink: Sink, body: Callable[[Outcome], AcsError | None], model: str | None = None, limit: MaxTime | None = None) -> Outcome:
     """begin, run `body` (which sends, reads and writes records, and returns the verdict) within
-    `max_time`, then end the sink once with the outcome, whatever happened."""
+    the --max-time `limit`, then end the sink once with the outcome, whatever happened."""
     outcome = Outcome(model=model)
     try:
         sink.begin()
-        with time_limit(max_time):
+        with time_limit(limit):
             outcome.error = body(outcome)
     except KeyboardInterrupt as exc:
         outcome.signal = signal_of(exc)
     except AcsError as exc:
         outcome.error = exc
     except _Expired:
-        outcome.error = TimedOut(_max_time_message(max_time or 0.0, outcome), "the text so far is kept; raise --max-time, or leave it out to wait as long as the stream flows")
+        outcome.error = limit.error(_phase(outcome)) if limit is not None else TimedOut("--max-time")
     except OSError as exc:  # the sinks write stdout and stderr only; stderr never fails
         outcome.error = output_error(exc)
     outcome.ended = time.perf_counter()
@@ -138,22 +139,52 @@ def drive(sink: Sink, body: Callable[[Outcome], AcsError | None], model: str | N
     return outcome
 
 
+@dataclass
+class MaxTime:
+    """--max-time: a cap on the whole run, counted from when the command started (reading the
+    prompt, connecting, retries, the model lookup, waiting and streaming), as curl's is."""
+
+    seconds: float
+    start: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.seconds
+
+    def error(self, phase: str) -> TimedOut:
+        return TimedOut(
+            f"the run took longer than --max-time {self.seconds:g} s ({phase})",
+            "the text so far is kept; raise --max-time, or leave it out to wait as long as the stream flows",
+        )
+
+
+@contextlib.contextmanager
+def before_request(limit: MaxTime | None) -> Iterator[None]:
+    """The part of a command before `drive` (reading the prompt, the settings) within `limit`."""
+    try:
+        with time_limit(limit):
+            yield
+    except _Expired:
+        assert limit is not None
+        raise limit.error("before the request was sent") from None
+
+
 class _Expired(BaseException):
     """--max-time's alarm, raised in the main thread wherever it is blocked (a BaseException, so
     no handler on the way can take it for an ordinary failure)."""
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Cap the block at `seconds` of wall time, as curl's --max-time does: connecting, retries,
-    the model lookup, waiting and streaming. A SIGALRM timer interrupts whatever call blocks;
-    one already set (by whoever runs acs in-process) is kept and re-armed afterwards. The block
-    ends with _Expired when the time is up."""
-    if not seconds or seconds > MAX_ALARM or threading.current_thread() is not threading.main_thread():
+def time_limit(limit: MaxTime | None) -> Iterator[None]:
+    """End the block with _Expired at the limit's deadline. A SIGALRM timer interrupts whatever
+    call blocks; one already set (by whoever runs acs in-process) is kept and re-armed afterwards."""
+    seconds = limit.deadline - time.monotonic() if limit is not None else 0.0
+    if limit is None or seconds > MAX_ALARM or threading.current_thread() is not threading.main_thread():
         yield  # past MAX_ALARM no timer can be set, and the cap would never be reached anyway
         return
     start = time.monotonic()
-    deadline = start + seconds
+    deadline = limit.deadline
+    seconds = max(seconds, 1e-6)
     armed = True
     earlier = 0.0  # seconds to an alarm set before this one, while it has not gone off
 
@@ -184,17 +215,15 @@ def time_limit(seconds: float | None) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(1e-6, earlier - (time.monotonic() - start)), interval)
 
 
-def _max_time_message(seconds: float, outcome: Outcome) -> str:
+def _phase(outcome: Outcome) -> str:
     state = outcome.state
     if outcome.timeline.sent is None:
-        phase = "before the request was sent"
-    elif state is None:
-        phase = "waiting for the answer"
-    elif not state.frames:
-        phase = "waiting for the first token"
-    else:
-        phase = "while streaming"
-    return f"the run took longer than --max-time {seconds:g} s ({phase})"
+        return "before the request was sent"
+    if state is None:
+        return "waiting for the answer"
+    if not state.choices:
+        return "waiting for the first token"
+    return "while streaming"
 
 
 @contextlib.contextmanager

@@ -238,3 +238,20 @@ def test_a_hostile_event_name_is_shown_visibly(server: ScriptedServer) -> None:
     r = run_acs(["complete", "hi"], env=env_for(server), stderr_tty=True)
     assert "\x1b[2J" not in r.stderr and "\x07" not in r.stderr
     assert "x\\e[2J\\x07y" in r.stderr
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_a_flood_of_unasked_choices_is_bounded(server: ScriptedServer, n: int) -> None:
+    frames = [vllm_frame(f"c{i}", index=i, finish_reason="stop") for i in range(n + 200)]
+    server.route("POST", COMPLETIONS, sse(*frames))
+    r = run_acs(["complete", "-n", str(n), "--json", "hi"], env=env_for(server))
+    message, _ = assert_failure(r, 11)
+    assert f"{n} were asked for" in message
+    assert len(json.loads(r.stdout)["choices"]) == n + 64  # what came before is kept
+
+
+def test_a_few_extra_choices_are_fine(server: ScriptedServer) -> None:
+    frames = [vllm_frame(f"c{i}", index=i, finish_reason="stop") for i in range(10)]
+    server.route("POST", COMPLETIONS, sse(*frames))
+    r = run_acs(["complete", "-n", "2", "--json", "hi"], env=env_for(server))
+    assert r.returncode == 0, r.stderr

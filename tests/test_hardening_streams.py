@@ -118,3 +118,9 @@ def test_nothing_lands_on_a_closed_stdout_descriptor(served: ScriptedServer, tmp
     assert r.returncode == 141, r.stderr
     assert (tmp_path / "config.toml").read_text() == "max_tokens = 9\n"
     assert served.requests[-1].json()["max_tokens"] == 9
+
+
+@pytest.mark.parametrize("args", [["--version"], ["complete", "hi"], ["complete", "--json", "hi"], ["replay", "--delay", "0"]], ids=str)
+def test_stdout_and_stderr_both_closed(served: ScriptedServer, args: list[str]) -> None:
+    r = run_with(args, served, ">&- 2>&-")
+    assert r.returncode == 141

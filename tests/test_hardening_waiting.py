@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
 import pytest
 
-from acs_cli.run import _Expired, time_limit
-from tests.cliutil import COMPLETIONS, MODELS, assert_failure, env_for, text_reply
+from acs_cli.run import MaxTime, _Expired, time_limit
+from tests.cliutil import COMPLETIONS, MODELS, Streaming, assert_failure, env_for, text_reply
 from tests.helpers import run_acs
 from tests.sse_server import Reply, ScriptedServer, vllm_frame
 
@@ -35,8 +36,8 @@ def timed(args: list[str], server: ScriptedServer, **kw) -> tuple[object, float]
 
 @pytest.mark.parametrize(
     "keepalive",
-    [PING, b":\n\n", b"event: ping\ndata: {}\n\n", b"data: null\n\n", b"\n\n", b"id: 7\nretry: 100\n\n", b"event: ping\ndata: ping\n\n"],
-    ids=["comment", "bare-colon", "named-ping", "data-null", "blank-lines", "id-retry", "named-text-ping"],
+    [PING, b":\n\n", b"event: ping\ndata: {}\n\n", b"data: null\n\n", b"\n\n", b"id: 7\nretry: 100\n\n", b"event: ping\ndata: ping\n\n", b'data: {"choices":[]}\n', b"data: {}\n\n"],
+    ids=["comment", "bare-colon", "named-ping", "data-null", "blank-lines", "id-retry", "named-text-ping", "event-never-ends", "empty-object"],
 )
 def test_a_server_that_only_pings_is_stuck(server: ScriptedServer, keepalive: bytes) -> None:
     server.route("POST", COMPLETIONS, Reply(segments=[keepalive] * 60, delay=0.1, end="hang"))  # 6 s of pings
@@ -57,6 +58,17 @@ def test_pings_between_frames_keep_the_text(server: ScriptedServer) -> None:
     assert "between two frames" in message
     assert r.stdout == "Once upon"
     assert elapsed < 3.5
+
+
+@pytest.mark.parametrize("tail", [[], pings()], ids=["silent", "pinging"])
+def test_a_stall_after_every_choice_finished_is_complete(server: ScriptedServer, tail: list[bytes]) -> None:
+    """No [DONE] and no end of the body, but the completion is whole: acs ends it at --timeout."""
+    segments = [vllm_frame("all "), vllm_frame("done", finish_reason="stop"), *tail]
+    server.route("POST", COMPLETIONS, Reply(segments=segments, delay=0.1, end="hang"))
+    r, elapsed = timed(["complete", "--timeout", "1", "hi"], server)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "all done"
+    assert elapsed < 4
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.2])
@@ -224,11 +236,11 @@ def test_time_limit_keeps_an_alarm_set_before_it() -> None:
     saved = signal.signal(signal.SIGALRM, lambda s, f: fired.append(s))
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.3)
-        with time_limit(5):
+        with time_limit(MaxTime(5)):
             time.sleep(0.5)  # the earlier alarm goes off inside, and is handed on
         assert fired == [signal.SIGALRM]
         signal.setitimer(signal.ITIMER_REAL, 10)
-        with time_limit(0.2), pytest.raises(_Expired):
+        with time_limit(MaxTime(0.2)), pytest.raises(_Expired):
             time.sleep(2)
         remaining, _ = signal.getitimer(signal.ITIMER_REAL)
         assert 9 < remaining <= 10  # re-armed with what was left
@@ -236,3 +248,13 @@ def test_time_limit_keeps_an_alarm_set_before_it() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, saved)
+
+
+def test_max_time_covers_reading_the_prompt() -> None:
+    """A stdin that never ends (`ssh host acs complete`) is part of the run --max-time caps."""
+    with Streaming(["complete", "--max-time", "1"], env={"ACS_MODEL": "m"}, stdin=subprocess.PIPE) as run:
+        rc = run.wait(10)
+        err = run.stderr.decode()
+        run.proc.stdin.close()
+    assert rc == 5, err
+    assert "--max-time 1 s (before the request was sent)" in err

@@ -11,7 +11,7 @@ from acs_cli.errors import AcsError
 from acs_cli.options import CompleteOptions
 from acs_cli.output import check_output_flags, make_sink
 from acs_cli.request import build_body, check_request_flags, check_seconds, check_text, choices_in, decode_escapes, parse_params, read_prompt
-from acs_cli.run import drive
+from acs_cli.run import MaxTime, before_request, drive
 
 if TYPE_CHECKING:
     from acs_cli.api import Api
@@ -29,17 +29,18 @@ def complete(opts: CompleteOptions, term: Terminal) -> Outcome:
     check_request_flags(req)
     if opts.connection.model is not None:
         check_text("--model", opts.connection.model)
-    max_time = opts.connection.max_time
-    check_seconds("--max-time", max_time)
-    prompt = read_prompt(opts.prompt, opts.escapes, term)
-    if opts.escapes:
-        req.stop = [decode_escapes(s) for s in req.stop]
-    parse_params(req.params)  # a malformed --param is a usage error before any request
+    check_seconds("--max-time", opts.connection.max_time)
+    limit = MaxTime(opts.connection.max_time) if opts.connection.max_time else None
 
     from acs_cli.api import Api
     from acs_cli.settings import load_settings
 
-    settings = load_settings(**opts.connection.settings_flags())
+    with before_request(limit):  # a prompt on a stdin that never ends, a slow api_key_command
+        prompt = read_prompt(opts.prompt, opts.escapes, term)
+        parse_params(req.params)  # a malformed --param is a usage error before any request
+        settings = load_settings(**opts.connection.settings_flags())
+    if opts.escapes:
+        req.stop = [decode_escapes(s) for s in req.stop]
     for warning in settings.warnings:
         term.message(warning, "warn")
     body = build_body(settings.model or "", prompt, req, settings)  # the model is filled in below
@@ -51,8 +52,8 @@ def complete(opts: CompleteOptions, term: Terminal) -> Outcome:
             from acs_cli.sinks.raw import RawSink
 
             assert isinstance(sink, RawSink)
-            return drive(sink, lambda outcome: _raw(api, settings, body, opts, sink, outcome, term), settings.model, max_time)
-        return drive(sink, lambda outcome: _stream(api, settings, body, choices, sink, outcome), settings.model, max_time)
+            return drive(sink, lambda outcome: _raw(api, settings, body, opts, sink, outcome, term), settings.model, limit)
+        return drive(sink, lambda outcome: _stream(api, settings, body, choices, sink, outcome), settings.model, limit)
 
 
 def _stream(api: Api, settings: ResolvedSettings, body: dict[str, Any], choices: int, sink: Any, outcome: Outcome) -> AcsError | None:
