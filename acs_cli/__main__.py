@@ -25,10 +25,13 @@ STDOUT_CLOSED = 141
 OUTPUT_FAILED = 12  # acs_cli.errors.ExitStatus.OUTPUT, without importing it for --version
 
 
+VERSION_ARGS = (["--version"], ["-V"])
+
+
 def main(argv: list[str] | None = None, term: Terminal | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if argv in (["--version"], ["-V"]):
+        if argv in VERSION_ARGS:
             return _version(term)
         return _command(argv, term)
     except BrokenPipeError:
@@ -186,6 +189,8 @@ def _process() -> int:
     import signal
 
     _guard_streams()
+    if sys.argv[1:] in VERSION_ARGS:
+        return main()  # nothing to end gracefully: the version costs no imports
     from acs_cli.run import ENDING_SIGNALS, GATE
 
     for signum in ENDING_SIGNALS:
