@@ -26,7 +26,7 @@ COMMANDS = [
     ["completion", "bash"],
     ["models"],
     ["models", "--json"],
-    ["replay"],
+    ["replay", "--delay", "0"],  # the bundled sample, unpaced
     ["replay", "--json", "--delay", "0"],
     ["doctor", "--json"],
     ["complete", "hi"],
