@@ -128,6 +128,15 @@ def drive(sink: Sink, body: Callable[[Outcome], AcsError | None], model: str | N
         outcome.error = limit.error(_phase(outcome)) if limit is not None else TimedOut("--max-time")
     except OSError as exc:  # the sinks write stdout and stderr only; stderr never fails
         outcome.error = output_error(exc)
+    except Exception:  # a bug: the sink still ends (the cursor back, the JSON object), then the ladder says so
+        outcome.error = AcsError("internal error in acs", "this is a bug in acs; rerun with ACS_DEBUG=1 for the traceback and report it")
+        _end(sink, outcome)
+        raise
+    _end(sink, outcome)
+    return outcome
+
+
+def _end(sink: Sink, outcome: Outcome) -> None:
     outcome.ended = time.perf_counter()
     with signals_held():
         try:
@@ -136,7 +145,6 @@ def drive(sink: Sink, body: Callable[[Outcome], AcsError | None], model: str | N
             outcome.error = exc
         except OSError as exc:
             outcome.error = output_error(exc)
-    return outcome
 
 
 @dataclass

@@ -174,3 +174,41 @@ def test_a_third_signal_ends_acs_at_once(server: ScriptedServer) -> None:
         err = run.stderr.decode()
     assert rc == 143
     clean(err)
+
+
+# ------------------------------------------------------------------------------------ a bug mid-stream
+
+
+@pytest.fixture
+def buggy(monkeypatch: pytest.MonkeyPatch, server: ScriptedServer) -> ScriptedServer:
+    """A parser that breaks on the third frame, as a bug in acs would."""
+    from acs_cli.completion_state import CompletionState
+
+    real = CompletionState._frame
+
+    def frame(self, payload, records):  # type: ignore[no-untyped-def]
+        if self.frames >= 2:
+            raise RuntimeError("a bug")
+        real(self, payload, records)
+
+    monkeypatch.setattr(CompletionState, "_frame", frame)
+    server.route("POST", COMPLETIONS, text_reply(["one ", "two ", "three"]))
+    return server
+
+
+def test_a_bug_mid_stream_still_ends_the_json_output(buggy: ScriptedServer) -> None:
+    from tests.helpers import run_acs
+
+    r = run_acs(["complete", "--json", "hi"], env=env_for(buggy))
+    assert r.returncode == 1
+    obj = json.loads(r.stdout)
+    assert obj["complete"] is False and obj["error"]["exit_status"] == 1
+    assert "acs: internal error: RuntimeError: a bug" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_bug_mid_stream_gives_the_cursor_back(buggy: ScriptedServer) -> None:
+    from tests.helpers import run_acs
+
+    r = run_acs(["complete", "hi"], env={**env_for(buggy), "TERM": "xterm-256color"}, stdout_tty=True, stderr_tty=True)
+    assert r.returncode == 1
+    assert r.stderr.rindex("\x1b[?25h") > r.stderr.rindex("\x1b[?25l")
