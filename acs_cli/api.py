@@ -83,7 +83,10 @@ class Api:
         Connection failures and 429/502/503/504 are retried with backoff, honouring Retry-After,
         but only here, before any byte of the body was read: a retry later would repeat output.
         """
-        content = json.dumps(body, ensure_ascii=False).encode()
+        try:
+            content = json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate (a model id a server sent as "\ud800"): \u escapes
+            content = json.dumps(body).encode()
         request = self.client.build_request(
             "POST",
             self.url("completions"),

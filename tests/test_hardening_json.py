@@ -335,3 +335,13 @@ def test_replay_of_an_error_capture_nested_too_deeply(tmp_path) -> None:
     path.write_bytes(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\r\n" + DEEP)
     r = run_acs(["replay", str(path)])
     assert_failure(r, 7)
+
+
+def test_a_model_id_with_a_lone_surrogate(server: ScriptedServer) -> None:
+    """The server's own model id, with a `\\ud800` escape no UTF-8 can carry, is sent back escaped."""
+    server.route("GET", "/v1/models", Reply.json(200, b'{"data":[{"id":"m\\ud800"}]}'))
+    server.route("POST", COMPLETIONS, Reply.sse([vllm_frame("x", finish_reason="stop")]))
+    r = run_acs(["complete", "--json", "hi"], env={"ACS_API_BASE": server.base_url})
+    assert r.returncode == 0, r.stderr
+    assert b"\\ud800" in server.requests[-1].body
+    assert strict(r.stdout)["choices"][0]["text"] == "x"
