@@ -20,6 +20,7 @@ from acs_cli.cli_options import (
     JsonOutput,
     Logprobs,
     LogprobsTable,
+    MaxTime,
     MaxTokens,
     Model,
     NoUsage,
@@ -103,6 +104,7 @@ def complete(
     include: Include = False,
     base_url: BaseUrl = None,
     timeout: Timeout = None,
+    max_time: MaxTime = None,
     retries: Retries = 2,
     profile: Profile = None,
 ) -> None:
@@ -112,7 +114,7 @@ def complete(
     opts = CompleteOptions(
         prompt=prompt,
         escapes=escapes,
-        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries),
+        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries, max_time=max_time),
         request=_request(max_tokens, temperature, top_p, stop, seed, n, logprobs, presence_penalty, frequency_penalty, param, no_usage, echo),
         output=_output(quiet, choice, json_output, jsonl_output, stats, logprobs_table, raw, include),
     )
@@ -183,6 +185,7 @@ def chat(
     include: Include = False,
     base_url: BaseUrl = None,
     timeout: Timeout = None,
+    max_time: MaxTime = None,
     retries: Retries = 2,
     profile: Profile = None,
 ) -> None:
@@ -198,7 +201,7 @@ def chat(
         messages=messages,
         tools=tools,
         reasoning=reasoning,
-        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries),
+        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries, max_time=max_time),
         request=_request(max_tokens, temperature, top_p, stop, seed, n, logprobs, presence_penalty, frequency_penalty, param, no_usage),
         output=_output(quiet, choice, json_output, jsonl_output, stats, logprobs_table, raw, include),
     )

@@ -9,6 +9,7 @@
      ├── StreamError           the server reported an error inside a 200 stream       (9)
      ├── IncompleteStream      the stream ended before the completion did             (10)
      ├── ProtocolError         the server sent something that is not a completion     (11)
+     ├── OutputFailed          writing stdout failed: disk full, I/O error            (12)
      └── StdoutClosed          the reader of stdout went away: end quietly            (141)
 
 Each class names its `kind`, the word --json and --jsonl report it under.
@@ -32,6 +33,7 @@ class ExitStatus(IntEnum):
     STREAM_ERROR = 9
     INCOMPLETE = 10
     PROTOCOL = 11
+    OUTPUT = 12  # stdout could not be written (disk full, I/O error): not a reader that left
     INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
     BROKEN_PIPE = 141  # the reader of stdout went away, as a shell reports SIGPIPE
 
@@ -112,6 +114,18 @@ class IncompleteStream(AcsError):
 class ProtocolError(AcsError):
     status = ExitStatus.PROTOCOL
     kind = "protocol"
+
+
+class OutputFailed(AcsError):
+    """Writing stdout failed for another reason than its reader leaving (ENOSPC on /dev/full or a
+    full disk, EIO): said in one line, without a hint (there is nothing acs could suggest)."""
+
+    status = ExitStatus.OUTPUT
+    kind = "output"
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"cannot write to stdout: {exc.strerror or exc}")
+        self.errno = exc.errno
 
 
 class StdoutClosed(AcsError):

@@ -16,15 +16,15 @@ _acs() {
     fi
     case "$cmd" in
         chat)
-            case "$prev" in --system|--system-file|--messages|--tools|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--reasoning|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
+            case "$prev" in --system|--system-file|--messages|--tools|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--reasoning|--choice|--base-url|--api-base|--timeout|--max-time|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--system --system-file --messages --tools --escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --presence-penalty --frequency-penalty --param -p --no-usage --reasoning --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --retries --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--system --system-file --messages --tools --escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --presence-penalty --frequency-penalty --param -p --no-usage --reasoning --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --max-time --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         complete)
-            case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
+            case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--api-base|--timeout|--max-time|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --retries --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --max-time --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         completion)
