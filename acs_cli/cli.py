@@ -269,3 +269,80 @@ def _run(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False)
     from acs_cli.run import run
 
     raise typer.Exit(run(command, ctx.obj, usage=ctx.get_usage() if usage else None))
+
+
+# ------------------------------------------------------------------------------------ acs bench
+
+BENCH_EPILOG = """\
+Examples:
+
+  acs bench --concurrency 1,4,16 --requests 200 --input-tokens 512 --output-tokens 128
+
+  acs bench --rate 20 --arrival poisson --duration 60 --slo ttft=500ms --slo tpot=50ms --slo-goodput 95
+
+  acs bench --sweep --json result.json --report report.html
+
+  acs bench compare before.json after.json
+"""
+
+bench_app = typer.Typer(help="Load-test the server: latency and throughput under load, with numbers you can check.", invoke_without_command=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback(epilog=BENCH_EPILOG)
+def bench(
+    ctx: typer.Context,
+    concurrency: Annotated[Optional[str], typer.Option("--concurrency", "-c", metavar="N[,N…]", help="Closed loop: keep N requests in flight; several levels run in turn [default 1].", show_default=False)] = None,
+    rate: Annotated[Optional[str], typer.Option("--rate", "-r", metavar="R[,R…]", help="Open loop: send R requests/s on a precomputed schedule.", show_default=False)] = None,
+    arrival: Annotated[str, typer.Option("--arrival", metavar="constant|poisson|gamma", help="Gaps between open-loop requests.")] = "poisson",
+    burstiness: Annotated[float, typer.Option("--burstiness", metavar="B", help="gamma's shape: 1 is Poisson, below 1 burstier.")] = 1.0,
+    max_concurrency: Annotated[Optional[int], typer.Option("--max-concurrency", metavar="N", help="Cap an open loop's requests in flight.", min=1)] = None,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Double the load until throughput stops rising or the SLOs break; report the curve.")] = False,
+    requests: Annotated[Optional[int], typer.Option("--requests", "-n", metavar="N", help="Requests per level [default 100].", min=1, show_default=False)] = None,
+    duration: Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", help="Send for this long per level instead.", show_default=False)] = None,
+    warmup: Annotated[int, typer.Option("--warmup", metavar="N", help="Requests sent first and left out of the figures.", min=0)] = 0,
+    input_tokens: Annotated[Optional[str], typer.Option("--input-tokens", metavar="N[:SPREAD]", help="Synthetic prompts of N tokens (± SPREAD).", show_default=False)] = None,
+    output_tokens: Annotated[Optional[str], typer.Option("--output-tokens", metavar="N[:SPREAD]", help="Ask for N tokens (± SPREAD), with ignore_eos and min_tokens.", show_default=False)] = None,
+    prompts: Annotated[Optional[str], typer.Option("--prompts", metavar="FILE", help="Prompts: JSONL of {\"prompt\", \"max_tokens\"}, or one per line.", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help="Seed of the workload and the arrival times.")] = 0,
+    slo: Annotated[Optional[list[str]], typer.Option("--slo", metavar="NAME=VALUE", help="An SLO (repeatable): ttft, tpot, itl or e2el, in ms or s: --slo ttft=500ms.", show_default=False)] = None,
+    slo_goodput: Annotated[Optional[float], typer.Option("--slo-goodput", metavar="PERCENT", help="Exit 12 when fewer requests meet the SLOs.", min=0, max=100, show_default=False)] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", metavar="FILE", help="Write the summary as JSON (vLLM's key names).", show_default=False)] = None,
+    save_requests: Annotated[Optional[str], typer.Option("--save-requests", metavar="FILE", help="Write one JSON line per request.", show_default=False)] = None,
+    report: Annotated[Optional[str], typer.Option("--report", metavar="FILE", help="Write a self-contained HTML report with charts.", show_default=False)] = None,
+    workers: Annotated[int, typer.Option("--workers", metavar="N", help="Run the schedule across N processes.", min=1)] = 1,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the workers as Ray tasks on this cluster (or `auto`).", show_default=False)] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE", help="Extra request field (repeatable).", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No final line on stderr.")] = False,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    timeout: Timeout = None,
+    profile: Profile = None,
+) -> None:
+    """Load-test the server (closed or open loop, or a sweep) and report vLLM's metrics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from acs_cli.bench.options import BenchOptions
+    from acs_cli.commands.bench import bench as run_bench
+
+    opts = BenchOptions(
+        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=0),
+        params=param or [], concurrency=concurrency, rate=rate, arrival=arrival, burstiness=burstiness,
+        max_concurrency=max_concurrency, sweep=sweep, requests=requests, duration=duration, warmup=warmup,
+        input_tokens=input_tokens, output_tokens=output_tokens, prompts=prompts, seed=seed, slos=slo or [],
+        slo_goodput=slo_goodput, json_path=json_path, requests_path=save_requests, report_path=report,
+        workers=workers, ray=ray, quiet=quiet,
+    )
+    _run(ctx, lambda term: run_bench(opts, term))
+
+
+@bench_app.command("compare")
+def bench_compare(
+    ctx: typer.Context,
+    first: Annotated[str, typer.Argument(metavar="A.json", help="The baseline: a file from acs bench --json (or vllm bench serve).")],
+    second: Annotated[str, typer.Argument(metavar="B.json", help="The result to compare with it.")],
+) -> None:
+    """Print each figure of A and B, the change, and whether it is better or worse."""
+    from acs_cli.commands.bench import compare_files
+
+    _run(ctx, lambda term: compare_files(first, second, term))

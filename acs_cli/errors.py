@@ -32,6 +32,7 @@ class ExitStatus(IntEnum):
     STREAM_ERROR = 9
     INCOMPLETE = 10
     PROTOCOL = 11
+    SLO_MISSED = 12  # acs bench --slo-goodput: too few requests met the SLOs
     INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
     BROKEN_PIPE = 141  # the reader of stdout went away, as a shell reports SIGPIPE
 
