@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import random
 import resource
@@ -32,6 +33,7 @@ from acs_cli.consumer import CompletionConsumer
 LAG_PERIOD = 0.01  # the event-loop lag probe sleeps this long and notes how late it woke
 LAG_KEPT = 20_000  # lag samples kept (a reservoir beyond that)
 WARMUP_BASE = 1 << 40  # warmup requests draw their prompts from indices no measured request uses
+RAMP_STEP = 0.0002  # seconds between the start of two closed-loop slots (1,000 slots: 0.2 s)
 TICK = 0.25  # seconds between progress reports to the live display
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 
@@ -124,6 +126,8 @@ class Worker:
                     await self._closed(self._warmup_indices(), self._warmup_slots(), None, keep=False)
                 if self.before_start is not None:
                     plan.start_wall = self.before_start()
+                gc.collect()
+                gc.freeze()  # what exists now is never scanned again: no full collection stalls the streams' timing
                 await self._wait_for_start()
                 cpu0 = cpu_seconds()
                 probe = asyncio.create_task(self._probe_lag())
@@ -138,6 +142,7 @@ class Worker:
                     if ticker is not None:
                         ticker.cancel()
                 cpu = cpu_seconds() - cpu0
+                gc.unfreeze()
         ends = [s.end for s in self.samples if s.end is not None]
         return WorkerResult(self.samples, cpu, max(ends, default=0.0), self.lag, self.interrupted, plan.worker)
 
@@ -193,14 +198,16 @@ class Worker:
     # ------------------------------------------------------------------ the loops
 
     async def _closed(self, indices: Iterator[int], slots: int, deadline: float | None, keep: bool) -> None:
-        async def slot() -> None:
+        async def slot(k: int) -> None:
+            if k:  # slots open RAMP_STEP apart: a thousand connections opened in one loop turn would stall every stream's timing
+                await asyncio.sleep(k * RAMP_STEP)
             for i in indices:  # one iterator shared by the slots: each index once
                 now = perf_counter()
                 if self.stopping.is_set() or (deadline is not None and now >= deadline):
                     return
                 await self._one(i, now, None, keep)
 
-        await self._until_stopped([asyncio.ensure_future(slot()) for _ in range(slots)])
+        await self._until_stopped([asyncio.ensure_future(slot(k)) for k in range(slots)])
 
     async def _open(self) -> None:
         plan, level = self.plan, self.plan.level
