@@ -30,7 +30,7 @@ def _e(text: Any) -> str:
 
 def _frame(title: str, xlabel: str, lo: float, hi: float, ylo: float, yhi: float, body: list[str]) -> str:
     """An SVG chart: the axes with their end labels, a title and the drawn body."""
-    parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}">',
+    parts = [f'<svg class="chart" width="{W}" height="{H}" viewBox="0 0 {W} {H}">',
              f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="13">{_e(title)}</text>',
              f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 10}" y2="{H - PAD}" stroke="#555"/><line x1="{PAD}" y1="24" x2="{PAD}" y2="{H - PAD}" stroke="#555"/>',
              f'<text x="{PAD}" y="{H - PAD + 14}" font-size="10">{lo:.4g}</text>',
