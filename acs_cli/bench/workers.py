@@ -145,13 +145,20 @@ def _ray_ping() -> float:
 
 def run_ray(plans: Sequence[Plan], address: str, display: Display) -> list[WorkerResult]:
     """The plans as Ray tasks (one CPU each) on the cluster at `address` (`auto`: the one this
-    machine belongs to, or RAY_ADDRESS)."""
+    machine belongs to, or RAY_ADDRESS; `local`: a Ray instance started for this run and stopped
+    after it, with a CPU per worker)."""
     try:
         import ray
     except ImportError:
         raise ConfigError("--ray needs Ray, which is not installed", "pip install 'acs-cli[ray]'") from None
+    # a local instance stays on loopback (Ray would otherwise pick this machine's network address)
+    local: dict[str, Any] = {"num_cpus": len(plans), "object_store_memory": 80 * 1024 * 1024, "include_dashboard": False,
+                             "_node_ip_address": "127.0.0.1"}
     try:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, logging_level=40)
+        if address == "local":
+            ray.init(log_to_driver=False, logging_level=40, **local)
+        else:
+            ray.init(address=address, log_to_driver=False, logging_level=40)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"cannot join the Ray cluster at {address}: {exc}", "start one with `ray start --head`, or give its address") from None
     try:
