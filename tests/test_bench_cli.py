@@ -151,3 +151,19 @@ def test_synthetic_prompts_use_the_servers_tokenize(server, tmp_path) -> None:
     assert all(isinstance(b["prompt"], list) and 56 <= len(b["prompt"]) <= 72 for b in bodies)
     assert all(b["max_tokens"] == 4 and b["ignore_eos"] is True and b["min_tokens"] == 4 for b in bodies)
     assert json.loads(out.read_text())["input_token_source"] == "tokenize"
+
+
+def test_help_and_bench_help_load_no_bench_module() -> None:
+    """`acs --help` and `acs bench --help` stay lean: the bench, asyncio, the engine and Rich load
+    only when a bench runs."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO_ROOT, acs_env
+
+    code = ("import sys; from acs_cli.__main__ import main; main(sys.argv[1:]);"
+            "print(sorted(m for m in sys.modules if m.startswith(('acs_cli.bench', 'acs_cli.engine', 'asyncio', 'rich', 'ray'))))")
+    for args in (["--help"], ["bench", "--help"]):
+        r = subprocess.run([sys.executable, "-c", code, *args], env=acs_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout[-500:]
