@@ -115,3 +115,4 @@ class StdoutClosed(AcsError):
 
     def __init__(self) -> None:
         super().__init__("stdout was closed")
+
