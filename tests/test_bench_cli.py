@@ -167,3 +167,13 @@ def test_help_and_bench_help_load_no_bench_module() -> None:
         r = subprocess.run([sys.executable, "-c", code, *args], env=acs_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout[-500:]
+
+
+def test_live_view_on_a_terminal_then_the_final_line(server) -> None:
+    server.route("POST", COMPLETIONS, text_reply(TEXTS, delay=0.05))
+    r = run_acs(["bench", "-c", "2", "-n", "8"], env={**env_for(server), "TERM": "xterm-256color"}, stderr_tty=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "concurrency 2 · " in r.stderr and "in flight" in r.stderr and "TTFT p50" in r.stderr and "ITL p50" in r.stderr
+    last = r.stderr.rstrip().splitlines()[-1].split("\x1b[2K")[-1]  # after the view is cleared
+    assert last.startswith("acs bench: concurrency 2: 8 completed")
+    assert "\x1b" not in r.stdout  # the table on stdout stays plain
