@@ -136,3 +136,26 @@ def test_prompts_file_jsonl_or_lines(tmp_path) -> None:
     assert read_prompts(str(f)) == [("a", 5), ("plain line", None)]
     with pytest.raises(UsageError, match="cannot read the prompts file"):
         read_prompts(str(tmp_path / "missing"))
+
+
+def test_a_sweep_doubles_until_throughput_stops_rising_or_the_slos_break(monkeypatch) -> None:
+    from acs_cli.bench.options import BenchOptions
+    from acs_cli.commands import bench as command
+
+    curve = {1: (10.0, 100.0), 2: (19.0, 100.0), 4: (30.0, 100.0), 8: (31.0, 100.0), 16: (40.0, 100.0)}
+    seen = []
+
+    def fake_level(run, level):
+        seen.append(level.concurrency)
+        tp, good = curve[level.concurrency]
+        summary = {"output_throughput": tp, "request_throughput": tp, "goodput_percent": good}
+        run.summaries.append(summary)
+        return summary
+
+    monkeypatch.setattr(command, "run_level", fake_level)
+    run = command.Run(BenchOptions(sweep=True), None, "", {}, 1.0, None, Stop(requests=10), {}, "m")  # type: ignore[arg-type]
+    assert command.run_levels(run, [Level(concurrency=1)]) == 3 and seen == [1, 2, 4, 8]  # 31 < 30 × 1.05: saturated
+    curve[4] = (30.0, 50.0)  # the SLOs break at 4
+    seen.clear()
+    run = command.Run(BenchOptions(sweep=True, slo_goodput=95), None, "", {}, 1.0, None, Stop(requests=10), {"ttft": 1.0}, "m")  # type: ignore[arg-type]
+    assert command.run_levels(run, [Level(concurrency=1)]) == 1 and seen == [1, 2, 4]
