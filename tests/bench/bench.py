@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark acs against its peers on a loopback vLLM-shaped server.
 
-    python tests/bench/bench.py [--quick] [--json FILE] [--acs PATH] [--llm PATH] [--reps R]
+    python tests/bench/bench.py [--quick] [--bench-command] [--json FILE] [--acs PATH] [--llm PATH] [--reps R]
 
 Run it with the Python of the venv acs is installed in: acs is found as the `acs` console script next
 to sys.executable (or --acs PATH), the Python peers run with sys.executable, `llm` comes from --llm,
@@ -978,8 +978,14 @@ def main() -> int:
     p.add_argument("--acs", metavar="PATH", help="the acs executable [default: `acs` next to sys.executable]")
     p.add_argument("--llm", metavar="PATH", help="the llm executable [default: $BENCH_LLM, else `llm` on PATH]")
     p.add_argument("--reps", type=int, metavar="R", help="repetitions per row [default 5, --quick 2]")
+    p.add_argument("--bench-command", action="store_true", help="run only the acs bench section (accuracy and client throughput against peers)")
     args = p.parse_args()
     sys.path.insert(0, str(HERE))
+    if args.bench_command:
+        from bench_command import Section
+
+        print(Section(args.quick).run(), flush=True)
+        return 0
     return Bench(args).run()
 
 
