@@ -42,6 +42,7 @@ PEER_HOME = Path("/tmp/bench-peers")
 FRAMES = 16
 ACCURACY = ((1, 40, 10), (100, 400, 25), (1000, 1000, 250))  # (concurrency, requests, gap ms): ~4k frames/s at 100 and 1,000
 FIRST_MS = 20.0
+STREAM_FRAMES = 64  # frames per stream in the throughput rows
 
 
 def pct(values: list[float], p: float) -> float:
@@ -116,7 +117,7 @@ def acs_accuracy(origin: str, conc: int, n: int, gap_ms: float) -> dict[str, lis
             raise RuntimeError(r.stderr[-500:])
         records = [json.loads(line) for line in lines.read_text().splitlines()]
     log = server_log(origin)
-    out: dict[str, list[float]] = {"ttft": [], "itl": [], "ttft_sched": [], "itl_sched": []}
+    out: dict[str, list[float]] = {"ttft": [], "itl": [], "ttft_sched": [], "itl_sched": [], "itl_mean": []}
     for rec in records:
         truth = log[rec["id"]]
         w = truth["writes"]
@@ -124,18 +125,19 @@ def acs_accuracy(origin: str, conc: int, n: int, gap_ms: float) -> dict[str, lis
         out["itl"] += [abs(x - (b - a) * 1000) for x, a, b in zip(rec["itl_ms"], w, w[1:])]
         out["ttft_sched"].append(abs(rec["ttft_ms"] - FIRST_MS))
         out["itl_sched"] += [abs(x - gap_ms) for x in rec["itl_ms"]]
+        out["itl_mean"].append(abs(sum(rec["itl_ms"]) / len(rec["itl_ms"]) - (w[-1] - w[0]) * 1000 / (len(w) - 1)))
     out["floor_ttft"], out["floor_itl"] = server_floor(log, gap_ms)
     return out
 
 
 def acs_throughput(origin: str, conc: int, n: int) -> tuple[float, float, int]:
     """(wall, CPU seconds, frames) of acs bench at `conc` streams against a server writing at full speed."""
-    argv = [acs_path(), "bench", "-c", str(conc), "-n", str(n), "--output-tokens", str(FRAMES), "-q"]
+    argv = [acs_path(), "bench", "-c", str(conc), "-n", str(n), "--output-tokens", str(STREAM_FRAMES), "-q"]
     r, wall, cpu = timed_run(argv, acs_env(origin), 900)
     if r.returncode:
         raise RuntimeError(r.stderr[-500:])
     server_log(origin)  # forget the writes
-    return wall, cpu, n * FRAMES
+    return wall, cpu, n * STREAM_FRAMES
 
 
 # ------------------------------------------------------------------------------------ peers
@@ -146,18 +148,59 @@ def peer(name: str) -> str | None:
     return str(local) if local.exists() else shutil.which(name)
 
 
-PEERS: dict[str, Callable[[str, str, int, int, Path], Path]] = {}
+def prompts_file(out: Path, n: int, key: str, extra: dict) -> Path:
+    path = out / "prompts.jsonl"
+    path.write_text("".join(json.dumps({key: f"hello world {i}", **extra}) + "\n" for i in range(n)))
+    return path
 
 
-def run_peer(name: str, origin: str, conc: int, n: int) -> tuple[float, float, Path, str]:
+def guidellm_argv(exe: str, origin: str, conc: int, n: int, out: Path, frames: int) -> list:
+    data = prompts_file(out, n, "prompt", {"output_tokens_count": frames})
+    return [exe, "run", "--backend", f"kind=openai_http,target={origin},model=timed,request_format=/v1/completions",
+            "--profile", f"kind=concurrent,streams={conc}", "--constraint", f"kind=max_requests,count={n}",
+            "--data", f"kind=json_file,path={data}", "--output", f"kind=json,path={out / 'out.json'}", "--disable-console"]
+
+
+TOKENIZER_REV = "0" * 40
+
+
+def aiperf_tokenizer(exe: str) -> Path:
+    """A word-level tokenizer in a Hugging Face cache of its own (AIPerf insists on one, and the
+    hub is out of reach here): made with the `tokenizers` package of AIPerf's own venv."""
+    home = PEER_HOME / "hf"
+    snap = home / "hub" / "models--bench--tokenizer" / "snapshots" / TOKENIZER_REV
+    if not (snap / "tokenizer.json").exists():
+        snap.mkdir(parents=True, exist_ok=True)
+        (snap.parent.parent / "refs").mkdir(exist_ok=True)
+        (snap.parent.parent / "refs" / "main").write_text(TOKENIZER_REV)
+        code = ("import json,sys; from tokenizers import Tokenizer, models, pre_tokenizers as p;"
+                "v={'[UNK]':0}; [v.setdefault(w, len(v)) for w in ['hello','world']+[str(i) for i in range(5000)]+[f't{i}' for i in range(64)]];"
+                "t=Tokenizer(models.WordLevel(v, unk_token='[UNK]')); t.pre_tokenizer=p.Whitespace(); t.save(sys.argv[1]+'/tokenizer.json');"
+                "json.dump({'tokenizer_class':'PreTrainedTokenizerFast','unk_token':'[UNK]'}, open(sys.argv[1]+'/tokenizer_config.json','w'))")
+        subprocess.run([str(Path(exe).with_name("python")), "-c", code, str(snap)], check=True, capture_output=True, timeout=120)
+    return home
+
+
+def aiperf_argv(exe: str, origin: str, conc: int, n: int, out: Path, frames: int) -> list:
+    os.environ["HF_HOME"] = str(aiperf_tokenizer(exe))
+    data = prompts_file(out, n, "text", {})
+    return [exe, "profile", "-m", "timed", "--url", origin, "--endpoint-type", "completions", "--streaming",
+            "--concurrency", str(conc), "--request-count", str(n), "--input-file", str(data), "--custom-dataset-type", "single_turn",
+            "--use-server-token-count", "--tokenizer", "bench/tokenizer", "--artifact-dir", str(out / "aiperf")]
+
+
+PEERS: dict[str, Callable[[str, str, int, int, Path, int], list]] = {"guidellm": guidellm_argv, "aiperf": aiperf_argv}
+
+
+def run_peer(name: str, origin: str, conc: int, n: int, frames: int = FRAMES) -> tuple[float, float, Path, str]:
     """(wall, CPU, its output directory, a note) of one peer run; raises RuntimeError with why not."""
     exe = peer(name)
     if exe is None:
         raise RuntimeError(f"not installed (python3 -m venv {PEER_HOME / name} && {PEER_HOME / name}/bin/pip install {name})")
     out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    argv = PEERS[name](exe, origin, conc, n, out)  # type: ignore[arg-type]
+    argv = PEERS[name](exe, origin, conc, n, out, frames)
     env = {**os.environ, "NO_PROXY": "127.0.0.1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    r, wall, cpu = timed_run([str(a) for a in argv], env, 900)  # type: ignore[arg-type]
+    r, wall, cpu = timed_run([str(a) for a in argv], env, 900)
     if r.returncode:
         raise RuntimeError(f"exit {r.returncode}: {(r.stderr or r.stdout).strip().splitlines()[-1][:300] if (r.stderr or r.stdout).strip() else ''}")
     return wall, cpu, out, ""
@@ -180,10 +223,15 @@ class Section:
         levels = ACCURACY[:2] if self.quick else ACCURACY
         for conc, n, gap in levels:
             self.accuracy(conc, n if not self.quick else max(conc, n // 4), gap)
-        self.lines += ["", "### acs bench: client throughput (server writing at full speed)", ""]
-        self.lines += ["| tool | concurrency | requests | frames | wall s | client CPU s | frames/s per client core | requests/s per client core |",
+        if peer("vllm") is None:
+            self.lines.append("\n`vllm bench serve`: not run: it comes only with vLLM itself (the 0.33.0 wheel alone is 336 MB, plus"
+                              " torch, several GB), impractical on this machine.")
+        self.lines += ["", "### acs bench: client throughput (server writing at full speed)", "",
+                       f"Each tool runs N and 3N requests of {STREAM_FRAMES} frames; the difference of the two runs (frames, CPU, wall) is the"
+                       " sustained rate, without start-up and imports.", ""]
+        self.lines += ["| tool | concurrency | requests | Δ frames | Δ wall s | Δ client CPU s | frames/s per client core | requests/s per client core |",
                        "| --- | --: | --: | --: | --: | --: | --: | --: |"]
-        for conc, n in ((100, 1000), (1000, 2000)) if not self.quick else ((100, 300),):
+        for conc, n in ((100, 500), (1000, 1000)) if not self.quick else ((100, 100),):
             self.throughput(conc, n)
         return "\n".join(self.lines) + "\n"
 
@@ -195,6 +243,7 @@ class Section:
                 floor = f"{pct(e['floor_ttft'], 99):.3f} / {pct(e['floor_itl'], 99):.3f} ms"
                 self.lines.append(f"| acs bench (matched by id) | {conc} | {dist(e['ttft'])} | {dist(e['itl'])} | {floor} |")
                 self.lines.append(f"| acs bench (against the schedule) | {conc} | {dist(e['ttft_sched'])} | {dist(e['itl_sched'])} | |")
+                self.lines.append(f"| acs bench (per-request mean ITL, as GuideLLM keeps) | {conc} | | {dist(e['itl_mean'])} | |")
             except Exception as exc:  # a row, not a crash
                 self.lines.append(f"| acs bench | {conc} | FAILED: {exc} | | |")
             for name in PEERS:
@@ -203,32 +252,56 @@ class Section:
     def peer_accuracy(self, name: str, origin: str, conc: int, n: int, gap: float) -> str:
         try:
             _, _, out, _ = run_peer(name, origin, conc, n)
-            ttft, itl = PEER_READERS[name](out)
-            server_log(origin)
-            return (f"| {name} (against the schedule) | {conc} | {dist([abs(t - FIRST_MS) for t in ttft])} | "
-                    f"{dist([abs(x - gap) for x in itl])} | |")
+            ttft, itl = PEER_READERS[name](out, server_log(origin), gap)
+            how = "TTFT matched by id, per-request mean ITL" if name == "guidellm" else "against the schedule"
+            return f"| {name} ({how}) | {conc} | {dist(ttft)} | {dist(itl)} | |"
         except Exception as exc:
             return f"| {name} | {conc} | not run: {exc} | | |"
 
     def throughput(self, conc: int, n: int) -> None:
         self.say(f"bench-command: client throughput at concurrency {conc}")
-        with timed_server("--gap", "0", "--frames", str(FRAMES), "--first", "0.01") as origin:
-            rows = [("acs bench", lambda: acs_throughput(origin, conc, n))]
-            rows += [(name, lambda name=name: self.peer_throughput(name, origin, conc, n)) for name in PEERS]
+        with timed_server("--gap", "0", "--frames", str(STREAM_FRAMES), "--first", "0.01") as origin:
+            rows: list[tuple[str, Callable[[int], tuple[float, float, int]]]] = [("acs bench", lambda k: acs_throughput(origin, conc, k))]
+            rows += [(name, lambda k, name=name: self.peer_throughput(name, origin, conc, k)) for name in PEERS]
             for name, fn in rows:
                 try:
-                    wall, cpu, frames = fn()
-                    self.lines.append(f"| {name} | {conc} | {n} | {frames} | {wall:.2f} | {cpu:.2f} | {frames / cpu:,.0f} | {n / cpu:,.1f} |")
+                    w1, c1, f1 = fn(n)
+                    w3, c3, f3 = fn(3 * n)
+                    wall, cpu, frames = w3 - w1, c3 - c1, f3 - f1
+                    self.lines.append(f"| {name} | {conc} | {n} → {3 * n} | {frames} | {wall:.2f} | {cpu:.2f} | {frames / cpu:,.0f} | {2 * n / cpu:,.1f} |")
                 except Exception as exc:  # a row, not a crash
                     self.lines.append(f"| {name} | {conc} | {n} | | not run: {exc} | | | |")
 
     def peer_throughput(self, name: str, origin: str, conc: int, n: int) -> tuple[float, float, int]:
-        wall, cpu, _, _ = run_peer(name, origin, conc, n)
+        wall, cpu, _, _ = run_peer(name, origin, conc, n, STREAM_FRAMES)
         server_log(origin)
-        return wall, cpu, n * FRAMES
+        return wall, cpu, n * STREAM_FRAMES
 
 
-PEER_READERS: dict[str, Callable[[Path], tuple[list[float], list[float]]]] = {}
+def guidellm_times(out: Path, log: dict, gap: float) -> tuple[list[float], list[float]]:
+    """GuideLLM names each response's id: TTFT matched request by request; it keeps one ITL per
+    request (the mean), compared with the mean of the server's gaps for that request."""
+    ttft, itl = [], []
+    for bench in json.loads((out / "out.json").read_text())["benchmarks"]:
+        for req in bench["requests"]["successful"]:
+            truth = log[req["response_id"]]
+            w = truth["writes"]
+            ttft.append(abs(req["time_to_first_token_ms"] - (w[0] - truth["received"]) * 1000))
+            itl.append(abs(req["inter_token_latency_ms"] - (w[-1] - w[0]) * 1000 / (len(w) - 1)))
+    return ttft, itl
+
+
+def aiperf_times(out: Path, log: dict, gap: float) -> tuple[list[float], list[float]]:
+    """AIPerf names no response id: its TTFT against the schedule (F), every gap against G."""
+    ttft, itl = [], []
+    for line in (out / "aiperf" / "profile_export.jsonl").read_text().splitlines():
+        m = json.loads(line)["metrics"]
+        ttft.append(abs(m["time_to_first_token"]["value"] - FIRST_MS))
+        itl += [abs(x - gap) for x in m["inter_chunk_latency"]["value"]]
+    return ttft, itl
+
+
+PEER_READERS: dict[str, Callable[[Path, dict, float], tuple[list[float], list[float]]]] = {"guidellm": guidellm_times, "aiperf": aiperf_times}
 
 
 def main() -> int:
