@@ -9,7 +9,8 @@ delay up to one gap, so thousands of streams do not write in step), then one eve
 each its own HTTP chunk and its own send() on a TCP_NODELAY socket; then the usage frame and
 [DONE]. One epoll loop and a timer heap; time.perf_counter() (CLOCK_MONOTONIC, the clock acs
 uses, shared by every process on the machine) is taken when a request was parsed and right after
-each text frame's send() returned. `GET /log` answers {id: {"received": t, "writes": [t, ...]}}
+each text frame's send() returned. `GET /log` answers {id: {"received": t, "writes": [t, ...], "due": [t, ...]}} (due: when each
+write was meant to happen: how late the server itself was shows how busy the machine is)
 and forgets them; `GET /v1/models` names one model, `timed`. A request's time is when the kernel
 received its last bytes (SO_TIMESTAMPNS), so the server's own delay in reading it is not counted.
 """
@@ -82,7 +83,8 @@ class TimedServer:
                     self.read(fd)
             now = perf_counter()
             while self.timers and self.timers[0][0] <= now:
-                self.step(*heapq.heappop(self.timers)[2:])
+                entry = heapq.heappop(self.timers)
+                self.step(entry[0], *entry[2:])
 
     def accept(self) -> None:
         while True:
@@ -136,7 +138,7 @@ class TimedServer:
         total = min(self.frames, int(req.get("max_tokens") or self.frames))
         self.count += 1
         rid = f"cmpl-{self.count}"
-        self.log[rid] = {"received": received, "writes": []}
+        self.log[rid] = {"received": received, "writes": [], "due": []}
         sock.sendall(HEAD + frame(rid, ""))  # a frame without text: no token
         first = self.first if self.first > 0 else self.rng.uniform(0.001, self.gap)
         self.schedule(received + first, fd, rid, 0, total)
@@ -145,7 +147,7 @@ class TimedServer:
         self.seq += 1
         heapq.heappush(self.timers, (due, self.seq, fd, rid, step, total))
 
-    def step(self, fd: int, rid: str, step: int, total: int) -> None:
+    def step(self, due: float, fd: int, rid: str, step: int, total: int) -> None:
         conn = self.conns.get(fd)
         if conn is None:
             return
@@ -161,6 +163,7 @@ class TimedServer:
         except OSError:
             return
         self.log[rid]["writes"].append(perf_counter())
+        self.log[rid]["due"].append(due)
         if not last:
             self.schedule(self.log[rid]["writes"][-1] + self.gap, fd, rid, step + 1, total)
 
