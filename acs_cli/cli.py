@@ -385,54 +385,63 @@ def _run(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False)
 
 # ------------------------------------------------------------------------------------ acs bench
 
-BENCH_EPILOG = """\
+BENCH_EXAMPLES = """\
 Examples:
-
-  acs bench --concurrency 1,4,16 --requests 200 --input-tokens 512 --output-tokens 128
-
-  acs bench --rate 20 --arrival poisson --duration 60 --slo ttft=500ms --slo tpot=50ms --slo-goodput 95
-
-  acs bench --sweep --json result.json --report report.html
-
+  acs bench -c 1,4,16 -n 200 --input-tokens 512 --output-tokens 128
+  acs bench --rate 20 --duration 60 --slo ttft=500ms --slo-goodput 95
+  acs bench --sweep --warmup 20 --json result.json --report report.html
+  acs bench --rate 200 --workers 4 --save-requests requests.jsonl
   acs bench compare before.json after.json
-"""
 
-bench_app = typer.Typer(help="Load-test the server: latency and throughput under load, with numbers you can check.", invoke_without_command=True)
-app.add_typer(bench_app, name="bench")
+Exit status: 0 the run completed (failed requests are counted, not fatal);
+12 --slo-goodput missed; when no request succeeded, the first failure's;
+130 Ctrl-C (the partial result is still summarised and written)."""
 
 
-@bench_app.callback(epilog=BENCH_EPILOG)
+def _bench_option(*names: str, panel: str, help: str, metavar: str | None = None) -> Any:
+    return typer.Option(*names, metavar=metavar, rich_help_panel=panel, help=help, show_default=False)
+
+
+@app.command(cls=AcsCommand, epilog=BENCH_EXAMPLES, short_help="Load-test the server: latency and throughput under load.")
 def bench(
     ctx: typer.Context,
-    concurrency: Annotated[Optional[str], typer.Option("--concurrency", "-c", metavar="N[,N…]", help="Closed loop: keep N requests in flight; several levels run in turn [default 1].", show_default=False)] = None,
-    rate: Annotated[Optional[str], typer.Option("--rate", "-r", metavar="R[,R…]", help="Open loop: send R requests/s on a precomputed schedule.", show_default=False)] = None,
-    arrival: Annotated[str, typer.Option("--arrival", metavar="constant|poisson|gamma", help="Gaps between open-loop requests.")] = "poisson",
-    burstiness: Annotated[float, typer.Option("--burstiness", metavar="B", help="gamma's shape: 1 is Poisson, below 1 burstier.")] = 1.0,
-    max_concurrency: Annotated[Optional[int], typer.Option("--max-concurrency", metavar="N", help="Cap an open loop's requests in flight.", min=1)] = None,
-    sweep: Annotated[bool, typer.Option("--sweep", help="Double the load until throughput stops rising or the SLOs break; report the curve.")] = False,
-    requests: Annotated[Optional[int], typer.Option("--requests", "-n", metavar="N", help="Requests per level [default 100].", min=1, show_default=False)] = None,
-    duration: Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", help="Send for this long per level instead.", show_default=False)] = None,
-    warmup: Annotated[int, typer.Option("--warmup", metavar="N", help="Requests sent first and left out of the figures.", min=0)] = 0,
-    input_tokens: Annotated[Optional[str], typer.Option("--input-tokens", metavar="N[:SPREAD]", help="Synthetic prompts of N tokens (± SPREAD).", show_default=False)] = None,
-    output_tokens: Annotated[Optional[str], typer.Option("--output-tokens", metavar="N[:SPREAD]", help="Ask for N tokens (± SPREAD), with ignore_eos and min_tokens.", show_default=False)] = None,
-    prompts: Annotated[Optional[str], typer.Option("--prompts", metavar="FILE", help="Prompts: JSONL of {\"prompt\", \"max_tokens\"}, or one per line.", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", metavar="SEED", help="Seed of the workload and the arrival times.")] = 0,
-    slo: Annotated[Optional[list[str]], typer.Option("--slo", metavar="NAME=VALUE", help="An SLO (repeatable): ttft, tpot, itl or e2el, in ms or s: --slo ttft=500ms.", show_default=False)] = None,
-    slo_goodput: Annotated[Optional[float], typer.Option("--slo-goodput", metavar="PERCENT", help="Exit 12 when fewer requests meet the SLOs.", min=0, max=100, show_default=False)] = None,
-    json_path: Annotated[Optional[str], typer.Option("--json", metavar="FILE", help="Write the summary as JSON (vLLM's key names).", show_default=False)] = None,
-    save_requests: Annotated[Optional[str], typer.Option("--save-requests", metavar="FILE", help="Write one JSON line per request.", show_default=False)] = None,
-    report: Annotated[Optional[str], typer.Option("--report", metavar="FILE", help="Write a self-contained HTML report with charts.", show_default=False)] = None,
-    workers: Annotated[int, typer.Option("--workers", metavar="N", help="Run the schedule across N processes.", min=1)] = 1,
-    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run the workers as Ray tasks on this cluster (or `auto`).", show_default=False)] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE", help="Extra request field (repeatable).", show_default=False)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No final line on stderr.")] = False,
+    compare: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[compare A.json B.json]", show_default=False, help="Compare two --json results instead of running: each figure, its change, better or worse."),
+    ] = None,
+    concurrency: Annotated[Optional[str], _bench_option("--concurrency", "-c", metavar="N[,N...]", panel=cli_help.LOAD, help="Closed loop: keep N requests in flight; several levels run in turn [default 1].")] = None,
+    rate: Annotated[Optional[str], _bench_option("--rate", "-r", metavar="R[,R...]", panel=cli_help.LOAD, help="Open loop: send R requests/s on a schedule computed before the run.")] = None,
+    arrival: Annotated[str, _bench_option("--arrival", metavar="KIND", panel=cli_help.LOAD, help="Gaps of an open loop: constant, poisson or gamma [default poisson].")] = "poisson",
+    burstiness: Annotated[float, _bench_option("--burstiness", metavar="B", panel=cli_help.LOAD, help="gamma's shape: 1 is Poisson, below 1 burstier [default 1].")] = 1.0,
+    max_concurrency: Annotated[Optional[int], _bench_option("--max-concurrency", metavar="N", panel=cli_help.LOAD, help="Cap an open loop's requests in flight.")] = None,
+    sweep: Annotated[bool, _bench_option("--sweep", panel=cli_help.LOAD, help="Double the load until throughput stops rising or the SLOs break.")] = False,
+    requests: Annotated[Optional[int], _bench_option("--requests", "-n", metavar="N", panel=cli_help.LOAD, help="Requests per level [default 100].")] = None,
+    duration: Annotated[Optional[float], _bench_option("--duration", metavar="SECONDS", panel=cli_help.LOAD, help="Send for this long per level instead.")] = None,
+    warmup: Annotated[int, _bench_option("--warmup", metavar="N", panel=cli_help.LOAD, help="Requests sent first and left out of the figures [default 0].")] = 0,
+    seed: Annotated[int, _bench_option("--seed", metavar="SEED", panel=cli_help.LOAD, help="Seed of the prompts and the arrival times [default 0].")] = 0,
+    workers: Annotated[int, _bench_option("--workers", metavar="N", panel=cli_help.LOAD, help="Run the schedule across N processes [default 1].")] = 1,
+    ray: Annotated[Optional[str], _bench_option("--ray", metavar="ADDRESS", panel=cli_help.LOAD, help="Run the workers as Ray tasks on this cluster (auto, local).")] = None,
+    prompts: Annotated[Optional[str], _bench_option("--prompts", metavar="FILE", panel=INPUT, help='Prompts: JSONL of {"prompt", "max_tokens"}, or one per line.')] = None,
+    input_tokens: Annotated[Optional[str], _bench_option("--input-tokens", metavar="N[:SPREAD]", panel=REQUEST, help="Synthetic prompts of N tokens (plus or minus SPREAD).")] = None,
+    output_tokens: Annotated[Optional[str], _bench_option("--output-tokens", metavar="N[:SPREAD]", panel=REQUEST, help="Ask for N tokens, fixed with ignore_eos and min_tokens.")] = None,
+    param: Annotated[Optional[list[str]], _bench_option("--param", "-p", metavar="KEY=VALUE", panel=REQUEST, help="Extra request field (repeatable); VALUE is JSON when it parses.")] = None,
     model: Model = None,
+    slo: Annotated[Optional[list[str]], _bench_option("--slo", metavar="NAME=VALUE", panel=OUTPUT, help="An SLO (repeatable): ttft, tpot, itl or e2el, e.g. ttft=500ms.")] = None,
+    slo_goodput: Annotated[Optional[float], _bench_option("--slo-goodput", metavar="PERCENT", panel=OUTPUT, help="Exit 12 when fewer requests meet the SLOs.")] = None,
+    json_path: Annotated[Optional[str], _bench_option("--json", metavar="FILE", panel=OUTPUT, help="Write the summary as JSON, with vLLM's key names.")] = None,
+    save_requests: Annotated[Optional[str], _bench_option("--save-requests", metavar="FILE", panel=OUTPUT, help="Write one JSON line per request.")] = None,
+    report: Annotated[Optional[str], _bench_option("--report", metavar="FILE", panel=OUTPUT, help="Write a self-contained HTML report with charts.")] = None,
+    quiet: Annotated[bool, _bench_option("--quiet", "-q", panel=OUTPUT, help="No line on stderr when a level ends.")] = False,
     base_url: BaseUrl = None,
     timeout: Timeout = None,
     profile: Profile = None,
 ) -> None:
-    """Load-test the server (closed or open loop, or a sweep) and report vLLM's metrics."""
-    if ctx.invoked_subcommand is not None:
+    """Load-test the server (a closed or open loop, or a sweep) and report vLLM's metrics:
+    TTFT, TPOT, ITL, E2E latency, throughput and goodput."""
+    if compare:
+        from acs_cli.commands.bench import compare_files
+
+        _run(ctx, lambda term: compare_files(compare, term))
         return
     from acs_cli.bench.options import BenchOptions
     from acs_cli.commands.bench import bench as run_bench
@@ -446,15 +455,3 @@ def bench(
         workers=workers, ray=ray, quiet=quiet,
     )
     _run(ctx, lambda term: run_bench(opts, term))
-
-
-@bench_app.command("compare")
-def bench_compare(
-    ctx: typer.Context,
-    first: Annotated[str, typer.Argument(metavar="A.json", help="The baseline: a file from acs bench --json (or vllm bench serve).")],
-    second: Annotated[str, typer.Argument(metavar="B.json", help="The result to compare with it.")],
-) -> None:
-    """Print each figure of A and B, the change, and whether it is better or worse."""
-    from acs_cli.commands.bench import compare_files
-
-    _run(ctx, lambda term: compare_files(first, second, term))

@@ -72,6 +72,12 @@ def check(opts: BenchOptions) -> tuple[list[Level], Stop, dict[str, float]]:
     wanted = levels(opts.concurrency, opts.rate, opts.max_concurrency)
     if opts.sweep and len(wanted) > 1:
         raise UsageError("--sweep starts from one level", "give one --concurrency (or --rate) to start the sweep from")
+    for flag, value, low in (("--requests", opts.requests, 1), ("--warmup", opts.warmup, 0), ("--workers", opts.workers, 1),
+                             ("--max-concurrency", opts.max_concurrency, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} {value} is below {low}", f"give {flag} a whole number of at least {low}")
+    if opts.slo_goodput is not None and not 0 <= opts.slo_goodput <= 100:
+        raise UsageError(f"--slo-goodput {opts.slo_goodput:g} is not a percentage", "give a number from 0 to 100")
     if opts.duration is not None and not opts.duration > 0:
         raise UsageError(f"--duration {opts.duration:g} is not above 0", "give the seconds each level sends requests for")
     stop = Stop(requests=opts.requests if opts.requests or opts.duration else DEFAULT_REQUESTS, duration=opts.duration)
@@ -247,8 +253,11 @@ def finish(run: Run, saturation: int | None) -> int:
     return 0
 
 
-def compare_files(a: str, b: str, term: Terminal) -> int:
+def compare_files(words: list[str], term: Terminal) -> int:
     """`acs bench compare A.json B.json`: each run of A against the same run of B."""
+    if len(words) != 3 or words[0] != "compare":
+        raise UsageError(f"acs bench takes no argument {' '.join(words)!r} but `compare A.json B.json`", "acs bench compare before.json after.json")
+    a, b = words[1], words[2]
     runs_a, runs_b = report.load_result(a), report.load_result(b)
     for i, (ra, rb) in enumerate(zip(runs_a, runs_b, strict=False)):
         if len(runs_a) > 1:
