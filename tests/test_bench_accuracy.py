@@ -95,7 +95,7 @@ def judge(runs: list[tuple[float, ...]], what: str) -> None:
     pytest.skip(f"{what}: the machine was too busy to judge 1 ms (the server itself late by p99 {min(r[2] for r in runs):.1f} ms or more)")
 
 
-@pytest.mark.parametrize(("concurrency", "requests", "gap_ms"), [(1, 40, 5), (100, 300, 50), (1000, 1000, 250)])
+@pytest.mark.parametrize(("concurrency", "requests", "gap_ms"), [(1, 40, 5), (100, 300, 100), (1000, 1000, 250)])
 def test_ttft_and_itl_match_the_servers_write_times(tmp_path: Path, concurrency: int, requests: int, gap_ms: int) -> None:
     # Other processes on a shared machine can preempt the client for milliseconds at a time (the
     # scheduler, not acs): a run is repeated up to twice when its p99 is over.
