@@ -34,6 +34,7 @@ class ExitStatus(IntEnum):
     INCOMPLETE = 10
     PROTOCOL = 11
     OUTPUT = 12  # stdout could not be written (disk full, I/O error): not a reader that left
+    SLO_MISSED = 13  # acs bench --slo-goodput: too few requests met the SLOs
     INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
     BROKEN_PIPE = 141  # the reader of stdout went away, as a shell reports SIGPIPE
 

@@ -11,10 +11,16 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "chat complete completion config doctor models replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "bench chat complete completion config doctor models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
+        bench)
+            case "$prev" in --concurrency|-c|--rate|-r|--arrival|--burstiness|--max-concurrency|--requests|-n|--duration|--warmup|--seed|--workers|--ray|--prompts|--input-tokens|--output-tokens|--param|-p|--model|-m|--slo|--slo-goodput|--json|--save-requests|--report|--base-url|--api-base|--timeout|--profile) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--concurrency -c --rate -r --arrival --burstiness --max-concurrency --sweep --requests -n --duration --warmup --seed --workers --ray --prompts --input-tokens --output-tokens --param -p --model -m --slo --slo-goodput --json --save-requests --report --quiet -q --base-url --api-base --timeout --profile --help -h" -- "$cur"))
+            fi
+            ;;
         chat)
             case "$prev" in --system|--system-file|--messages|--tools|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--reasoning|--choice|--base-url|--api-base|--timeout|--max-time|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
