@@ -94,6 +94,18 @@ class SSEParser:
                 text = text[1:]
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if not (self._data or self._event) and text[-2:] == "\n\n":
+            # many whole `data: …` frames and nothing else (a client that fell behind reads them
+            # together): each frame's data is what the general rules below would give
+            frames = text.split("\n\n")
+            frames.pop()
+            events = []
+            for frame in frames:
+                if frame[:6] != "data: " or "\n" in frame:
+                    break
+                events.append(("message", frame[6:]))
+            else:
+                return events
         lines = text.split("\n")
         lines.pop()  # the text ends with a line end, so the last piece is always empty
         return self._interpret(lines)

@@ -48,26 +48,25 @@ def vm_hwm_kib() -> int:
 
 
 async def run_engine(base: str, conc: int, rounds: int, frames: int, expected: str, reads: list[int]) -> tuple[int, int]:
+    from acs_cli.consumer import CompletionConsumer
     from acs_cli.engine import Engine
-    from acs_cli.sse import CompletionStream, SSEParser
+    from acs_cli.records import Delta
 
-    class Collect:
-        __slots__ = ("parser", "parts", "stream")
+    class Texts:
+        """A sink that keeps the text (the same work every client does: decode, keep the text)."""
+
+        __slots__ = ("parts",)
 
         def __init__(self) -> None:
-            self.parser, self.stream, self.parts = SSEParser(), CompletionStream(), []
+            self.parts: list[str] = []
 
-        def on_head(self, head: object, now: float) -> None:
+        def begin(self) -> None:
             pass
 
-        def on_data(self, data: bytes, now: float) -> bool:
-            events = self.parser.feed(data)
-            if events:
-                self.parts += [text for _, text in self.stream.feed(events)]
-                return self.stream.done
-            return False
+        def write(self, records: list) -> None:
+            self.parts += [r.text for r in records if type(r) is Delta and r.text]
 
-        def on_end(self, now: float) -> None:
+        def end(self, outcome: object) -> None:
             pass
 
     body = request_body(frames)
@@ -77,9 +76,10 @@ async def run_engine(base: str, conc: int, rounds: int, frames: int, expected: s
         async def worker() -> None:
             nonlocal ok, bad
             for _ in range(rounds):
-                consumer = Collect()
+                texts = Texts()
+                consumer = CompletionConsumer(sink=texts, keep_times=False)
                 record = await engine.request("POST", "completions", body, consumer)
-                if record.error is None and "".join(consumer.parts) == expected:
+                if consumer.verdict(record.error) is None and "".join(texts.parts) == expected:
                     ok += 1
                 else:
                     bad += 1
@@ -235,7 +235,13 @@ def client_main(kind: str, base: str, conc: int, rounds: int, frames: int) -> No
     reads = [0]
     count_reads(reads)
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    ok, bad = asyncio.run(runner(base, conc, rounds, frames, expected, reads))
+    loop_factory = None
+    if os.environ.get("ACS_BENCH_LOOP") == "uvloop":  # the event loop the `fast` extra brings
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner_loop:
+        ok, bad = runner_loop.run(runner(base, conc, rounds, frames, expected, reads))
     t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     print(json.dumps({"ok": ok, "bad": bad, "frames": ok * frames, "wall": t1 - t0, "cpu": cpu, "reads": reads[0], "rss_kib": vm_hwm_kib()}))
