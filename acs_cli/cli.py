@@ -269,3 +269,65 @@ def _run(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False)
     from acs_cli.run import run
 
     raise typer.Exit(run(command, ctx.obj, usage=ctx.get_usage() if usage else None))
+
+
+# ------------------------------------------------------------------------------ acs batch
+
+BATCH_EPILOG = """\
+Examples:
+
+  acs batch prompts.txt -o results.jsonl                 # one prompt per line
+
+  acs batch requests.jsonl -o results.jsonl --concurrency 64 --rpm 600
+
+  acs batch requests.jsonl -o results.jsonl               # again: resumes, sends only what is missing
+
+  acs batch requests.jsonl -o results.jsonl --retry-failed
+
+  acs batch requests.jsonl -o out.jsonl --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
+
+Exit status: 0 every request succeeded; 12 the run finished but some failed; 2 a line is wrong
+(nothing sent); 130 Ctrl-C (everything finished is written: run the same command to resume).
+"""
+
+
+@app.command(epilog=BATCH_EPILOG)
+def batch(
+    ctx: typer.Context,
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="OpenAI batch JSONL, {\"prompt\": …} JSONL, or text with one prompt per line; `-` reads stdin.")],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="Results, one JSON line per request (OpenAI's batch output); appended to, and resumed from.")],
+    errors: Annotated[Optional[str], typer.Option("--errors", metavar="FILE", help="Write the failed requests' lines here instead of to the output.")] = None,
+    input_format: Annotated[str, typer.Option("--format", metavar="FORMAT", help="auto, batch, prompts or text.")] = "auto",
+    escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Text input: turn \\n, \\t and \\\\ in each line into the characters.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, print the counts and the estimated tokens, send nothing.")] = False,
+    ordered: Annotated[bool, typer.Option("--ordered", help="Write results in input order (default: as they finish).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Resume an output even though the input changed since it was started.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Send again the requests that failed in earlier runs.")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", metavar="N", help="Requests in flight at once.", min=1)] = 32,
+    rpm: Annotated[Optional[float], typer.Option("--rpm", metavar="N", help="At most N requests per minute.", min=0.001)] = None,
+    tpm: Annotated[Optional[float], typer.Option("--tpm", metavar="N", help="At most N tokens per minute (estimated: prompt characters / 4 + max_tokens).", min=0.001)] = None,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Retries per request on connection failure, timeout, cut stream or 429/502/503/504.", min=0)] = 5,
+    base_url: Annotated[
+        Optional[list[str]], typer.Option("--base-url", "--api-base", metavar="URL", help="API base URL; repeat it to spread the requests over several servers [env ACS_API_BASE].")
+    ] = None,
+    profile: Annotated[Optional[list[str]], typer.Option("--profile", metavar="NAME", help="Profile of the config file; repeat it for several servers [env ACS_PROFILE].")] = None,
+    model: Model = None,
+    timeout: Timeout = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", help="Default max_tokens for lines that give none [default 256, or the profile's].", min=0, show_default=False)] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", help="Default sampling temperature.")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", metavar="P", help="Default nucleus sampling probability mass.")] = None,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Default stop string (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", metavar="SEED", help="Default sampling seed.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE", help="Default extra request field (repeatable); VALUE is JSON when it parses.")] = None,
+) -> None:
+    """Run a file of prompts or OpenAI batch requests: resumable, retried, spread over several servers."""
+    from acs_cli.batch.options import BatchOptions
+    from acs_cli.commands.batch import batch as run_batch
+
+    request = RequestOptions(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop or [], seed=seed, params=param or [])
+    opts = BatchOptions(
+        input=input, output=output, errors=errors, format=input_format, escapes=escapes, dry_run=dry_run, ordered=ordered, force=force,
+        retry_failed=retry_failed, concurrency=concurrency, rpm=rpm, tpm=tpm, retries=retries, base_urls=base_url or [], profiles=profile or [],
+        model=model, timeout=timeout, request=request,
+    )  # fmt: skip
+    _run(ctx, lambda term: run_batch(opts, term), usage=True)

@@ -9,6 +9,7 @@
      ├── StreamError           the server reported an error inside a 200 stream       (9)
      ├── IncompleteStream      the stream ended before the completion did             (10)
      ├── ProtocolError         the server sent something that is not a completion     (11)
+     ├── SomeFailed            acs batch finished, but some requests failed           (12)
      └── StdoutClosed          the reader of stdout went away: end quietly            (141)
 
 Each class names its `kind`, the word --json and --jsonl report it under.
@@ -32,6 +33,7 @@ class ExitStatus(IntEnum):
     STREAM_ERROR = 9
     INCOMPLETE = 10
     PROTOCOL = 11
+    SOME_FAILED = 12  # acs batch: the run finished and wrote every result, but some requests failed
     INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
     BROKEN_PIPE = 141  # the reader of stdout went away, as a shell reports SIGPIPE
 
@@ -104,6 +106,13 @@ class IncompleteStream(AcsError):
 class ProtocolError(AcsError):
     status = ExitStatus.PROTOCOL
     kind = "protocol"
+
+
+class SomeFailed(AcsError):
+    """acs batch went through its input, but some requests failed (their lines say how)."""
+
+    status = ExitStatus.SOME_FAILED
+    kind = "some_failed"
 
 
 class StdoutClosed(AcsError):
