@@ -46,11 +46,12 @@ def cut_reply(prompt: str) -> Reply:
 class Completions:
     """The route: answers every prompt, after `fault` had its say; counts requests by prompt."""
 
-    def __init__(self, fault: Fault | None = None, delay: float = 0.0, log: Path | None = None) -> None:
+    def __init__(self, fault: Fault | None = None, delay: float = 0.0, log: Path | None = None, attempts: Counter[str] | None = None) -> None:
         self.fault = fault
         self.delay = delay
         self.lock = threading.Lock()
-        self.requests: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()  # what this server got
+        self.attempts = attempts if attempts is not None else self.requests  # shared by several servers: attempt numbers across them
         self.bodies: list[dict] = []
         self.keep_bodies = log is None
         self.log = log.open("a") if log is not None else None
@@ -60,7 +61,9 @@ class Completions:
         prompt = body["prompt"]
         with self.lock:
             self.requests[prompt] += 1
-            attempt = self.requests[prompt]
+            if self.attempts is not self.requests:
+                self.attempts[prompt] += 1
+            attempt = self.attempts[prompt]
             if self.keep_bodies:
                 self.bodies.append(body)
             if self.log is not None:
@@ -76,9 +79,9 @@ class Completions:
             self.log.close()
 
 
-def serve(fault: Fault | None = None, delay: float = 0.0, log: Path | None = None) -> tuple[ScriptedServer, Completions]:
+def serve(fault: Fault | None = None, delay: float = 0.0, log: Path | None = None, attempts: Counter[str] | None = None) -> tuple[ScriptedServer, Completions]:
     server = ScriptedServer()
-    route = Completions(fault, delay, log)
+    route = Completions(fault, delay, log, attempts)
     server.route("POST", COMPLETIONS, route)
     return server, route
 

@@ -4,8 +4,10 @@ Each request goes to the endpoint with the fewest requests in flight (ties: the 
 so a slow replica, which holds its requests longer, gets fewer of them. An endpoint that fails
 `REST_AFTER` times in a row (no connection, a timeout, a 5xx, a cut stream) gets no new requests
 for a while (5 s, doubling each time it fails again right after, up to 60 s); its first request
-after a rest is a probe: one more failure rests it again. A `Retry-After` from an endpoint rests
-it for that long. Only when every endpoint rests does a request wait.
+after a rest is a probe: one more failure rests it again. The last endpoint still working is
+never rested for failing (resting it would stop the run; its requests back off one by one
+instead). A `Retry-After` from an endpoint rests it for that long, whatever the others do: only
+then, when every endpoint rests, does a request wait.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class Balancer:
             ep.failures = ep.rests = 0
             return
         ep.failures += 1
-        if ep.failures >= REST_AFTER and ep.resting_until <= now:
+        others = any(other is not ep and other.resting_until <= now for other in self.endpoints)
+        if ep.failures >= REST_AFTER and ep.resting_until <= now and others:
             ep.resting_until = now + min(REST_CAP, REST_FIRST * 2**ep.rests)
             ep.rests += 1
             ep.failures = REST_AFTER - 1  # back from the rest, one more failure rests it again
