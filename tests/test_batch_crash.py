@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.batch_server import answer_text, read_results, serve
-from tests.helpers import REPO_ROOT, acs_env
+from tests.helpers import acs_env
 
 LINES = 5000
 KILLS = 5

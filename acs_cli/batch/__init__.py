@@ -9,6 +9,7 @@ nothing done twice.
     state.py     the sidecar file: the input's fingerprint and the lock that keeps one writer
     limits.py    --rpm / --tpm token buckets
     balance.py   several endpoints: least outstanding requests, a failing replica rested
+    jobs.py      a line made a request (its fields over the defaults); the run's counters
     runner.py    the asyncio driver on acs_cli.engine: retries, backoff, Retry-After, --ordered
     progress.py  the live line on a terminal and the final summary line
 

@@ -14,9 +14,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.batch.inputs import FORMATS, Request, Scan, Source, describe, estimate_tokens, requests, scan
+from acs_cli.batch.jobs import Tally, make_jobs
 from acs_cli.batch.progress import summary
 from acs_cli.batch.resume import peek, resume
-from acs_cli.batch.runner import Tally, make_jobs
 from acs_cli.batch.state import Fingerprint, StateFile
 from acs_cli.errors import SomeFailed, UsageError
 from acs_cli.outcome import SIGNAL_NAMES, Outcome
