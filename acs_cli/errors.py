@@ -123,3 +123,4 @@ class StdoutClosed(AcsError):
 
     def __init__(self) -> None:
         super().__init__("stdout was closed")
+

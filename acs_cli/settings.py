@@ -1,413 +1,401 @@
-"""Configuration: flags > ACS_* environment > the selected profile > the config file's defaults >
-built-in defaults, each layer a pydantic-settings source.
+"""Settings from one table: every setting's name, type, constraint, flag, environment variables,
+config keys and hint are written once, in TABLE, and everything else derives from it: the layers
+each value is looked up in, the pydantic-settings model, the start-up shortcut that avoids
+importing pydantic, the error messages, and the rows of `acs config show`.
 
-The API key is a secret: it comes from ACS_API_KEY, or from the config file's api_key_file or
-api_key_command (a plain api_key there only draws a warning when others can read the file); never
-from argv, and its value is never shown in a repr, an error or a traceback.
+Precedence, highest first (LAYERS):
 
-`Settings` (pydantic-settings) is the definition and the validator of record. Importing pydantic
-costs ~0.13 s, half of a short completion's wall time, so `load_settings` first resolves the
-common case itself: the same layers (the config file read the same way), every value present
-plainly valid as it stands by the same rules (`check_base_url`, a positive number of seconds,
-numbers that are numbers). Anything else goes to `Settings`, whose answer (or error) stands;
-tests/test_settings.py checks that both agree on every case, with and without a config file.
+    flag            --base-url (load_settings(base_url=...) or its alias api_base=...)
+    env             ACS_BASE_URL, then its alias ACS_API_BASE (the canonical name wins)
+    profile         the selected [profiles.NAME] table: base_url, then its alias api_base
+    file            the config file's top level (defaults for every profile), same spellings
+    fallback        OPENAI_BASE_URL, OPENAI_API_KEY (see below)
+    default         the built-in default
+
+An empty value of an optional text setting (model, the key, api_key_file, ...) counts as not set
+at that layer; a value of white space only, or with a control character, is an error. `params`
+tables merge key by key across layers (a higher layer's key wins); every other setting is taken
+whole from the highest layer that sets it. The key is whichever of api_key, api_key_file and
+api_key_command the highest layer sets (in that order within one layer).
+
+The OpenAI pairing rule. OPENAI_API_KEY is used only when no ACS_ variable, profile or file sets
+a key AND the base URL in effect came from OPENAI_BASE_URL or is https://api.openai.com: a key
+exported for OpenAI is never sent to a server the user did not pair it with (a local server at
+the default URL, or one named in ACS_BASE_URL). `acs config show` says when it is set but unused.
+
+A base URL with credentials (`user:pass@`) together with a key is refused (exit 3): the HTTP
+client would replace the key's `Authorization: Bearer` with the URL's Basic credentials.
+
+`load_settings` first tries the shortcut: the same collected values, each checked by its kind's
+plain rules (a number that is a number, a URL that passes `check_base_url`, ...). Anything not
+plainly valid goes to the pydantic model, whose answer (or error) stands. The kinds' rules
+(`before`, `after`, the constraint) are the same functions on both paths; tests/test_settings.py
+draws values from every field's domain and edges and checks both paths agree.
 """
 
 from __future__ import annotations
 
-import contextvars
 import os
-import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
-from acs_cli.config import REQUEST_KEYS, ConfigFile, config_path, read_config, read_key, select_profile
+from acs_cli.config import (
+    ConfigFile,
+    config_path,
+    config_rows,
+    read_config,
+    read_key,
+    select_profile,
+)
 from acs_cli.errors import ConfigError
-from acs_cli.secrets import remember_secret
+from acs_cli.secrets import (
+    Secret,
+    mask_url,
+    remember_secret,
+    remember_url,
+    url_credentials,
+)
+from acs_cli.settings_table import (
+    BY_NAME,
+    DEFAULT_API_BASE,
+    DEFAULT_BASE_URL,
+    FIELDS,
+    KEY_SOURCES,
+    NOT_PLAIN,
+    SECRET,
+    TABLE,
+    TABLE_KIND,
+    ResolvedSettings,
+    Setting,
+    build_model,
+    check_base_url,
+    decode_env_json,
+    within,
+)
 
-if TYPE_CHECKING:
-    from pydantic import SecretStr
-
-DEFAULT_API_BASE = "http://localhost:8000/v1"
-DEFAULT_MAX_TOKENS = 256
-
-# where each setting comes from, for error messages: field -> (environment variable, flag)
-_SOURCES = {
-    "api_base": ("ACS_API_BASE", "--base-url"),
-    "model": ("ACS_MODEL", "--model"),
-    "timeout": ("ACS_TIMEOUT", "--timeout"),
-    "api_key": ("ACS_API_KEY", None),
-    "profile": ("ACS_PROFILE", "--profile"),
-}
-_HINT_KEY = "set ACS_API_KEY to the key alone, on one line"
+# what other modules use (some of it defined in settings_table, config and secrets)
+__all__ = ["DEFAULT_API_BASE", "DEFAULT_BASE_URL", "FIELDS", "TABLE", "ResolvedSettings", "Secret", "SettingError"]
+__all__ += ["check_base_url", "config_rows", "load_settings", "validated_settings"]
+LAYERS = ("flag", "env", "profile", "file", "fallback", "default")
 
 
-# the fields of Settings, in order
-FIELDS = ("api_base", "api_key", "api_key_file", "api_key_command", "model", "timeout", "profile", *REQUEST_KEYS)
-_BASIC = ("acs_api_base", "acs_api_key", "acs_model", "acs_timeout")  # what the shortcut resolves
-DEFAULT_TIMEOUT = 600.0
+class SettingError(ConfigError):
+    """A ConfigError about one setting; `setting` is its canonical name."""
+
+    def __init__(self, setting: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.setting = setting
 
 
-def settings_model() -> type[Any]:
-    """The pydantic-settings model (built on first use; importing pydantic is the slow part)."""
-    global _MODEL
-    if _MODEL is None:
-        _MODEL = _build_model()
-    return _MODEL
+class Origin(NamedTuple):
+    layer: str  # one of LAYERS
+    name: str  # what the user wrote: "--base-url", "ACS_API_BASE", the config key "api_base", ...
+    label: str  # for `acs config show` and ResolvedSettings.sources: "env ACS_API_BASE", "profile dev"
+
+
+DEFAULT = Origin("default", "", "default")
+
+
+class Collected:
+    """Every setting's winning raw value and its origin, and what the run read to find them."""
+
+    def __init__(self, config: ConfigFile | None, profile_name: str | None) -> None:
+        self.raw: dict[str, tuple[Any, Origin]] = {}
+        self.config = config
+        self.profile_name = profile_name
+        self.notes: dict[str, str] = {}
+
+    def where(self, origin: Origin) -> str:
+        """The place a value came from, as an error message names it."""
+        if origin.layer in ("profile", "file") and self.config is not None:
+            profile = self.profile_name if origin.layer == "profile" else None
+            return f"{origin.name} in {self.config.where(origin.name, profile)}"
+        return origin.name
+
+
+# ---------------------------------------------------------------------------------------- entry points
+
+
+def load_settings(**flags: Any) -> ResolvedSettings:
+    """Flags (those the user gave; None = not given) over the environment over the config file."""
+    collected = collect({k: v for k, v in flags.items() if v is not None})
+    values = _shortcut(collected)
+    if values is None:
+        values = _validate(collected)
+    return _resolved(values, collected)
+
+
+def validated_settings(given: dict[str, Any]) -> ResolvedSettings:
+    """The same resolution, validated by the pydantic model only (`acs config show`, the tests)."""
+    collected = collect({k: v for k, v in given.items() if v is not None})
+    return _resolved(_validate(collected), collected)
+
+
+# ---------------------------------------------------------------------------------------- collection
+
+
+def collect(flags: dict[str, Any]) -> Collected:
+    """Each setting's value from the highest layer that sets it (see the module's docstring)."""
+    env = _environment()
+    flags = _flags_by_name(flags)
+    path = config_path()
+    config = read_config(path) if path.exists() else None
+    profile_name, profile, origin = _profile(config, flags, env)
+    collected = Collected(config, profile_name)
+    if profile_name:
+        collected.raw["profile"] = (profile_name, origin)
+    defaults = config.defaults if config else {}
+    for setting in TABLE:
+        if setting.name == "profile":
+            continue
+        candidates = [*_flag_and_env(setting, flags, env), *_file_layers(setting, profile, defaults, profile_name)]
+        if setting.fallback and env.get(setting.fallback) and _paired(setting, collected):
+            candidates.append((env[setting.fallback], Origin("fallback", setting.fallback, f"env {setting.fallback}")))
+        winner = _merged(setting, candidates, collected) if setting.kind is TABLE_KIND else _first(setting, candidates)
+        if winner is not None:
+            collected.raw[setting.name] = _decoded(setting, winner, collected)
+    _one_key_source(collected)
+    if env.get("OPENAI_API_KEY") and not any(name in collected.raw for name in KEY_SOURCES):
+        collected.notes["api_key"] = (
+            "OPENAI_API_KEY is set but not used: the base URL did not come from OPENAI_BASE_URL and is not https://api.openai.com"
+        )
+    _remember(collected)
+    return collected
+
+
+def _profile(config: ConfigFile | None, flags: dict[str, Any], env: dict[str, str]) -> tuple[str | None, dict[str, Any], Origin]:
+    """The selected profile: --profile, ACS_PROFILE, or the file's own `profile = "NAME"`."""
+    setting = BY_NAME["profile"]
+    asked = _first(setting, _flag_and_env(setting, flags, env))
+    requested = _before(setting, asked[0], asked[1], None) if asked else None
+    name, table = select_profile(config, requested)
+    origin = asked[1] if asked and requested else Origin("file", "profile", "file defaults")
+    return name, table, origin
+
+
+def _environment() -> dict[str, str]:
+    """ACS_ variables by their upper-case name, whatever their spelling (as pydantic-settings
+    matched them; the upper-case spelling wins), and the OPENAI_ fallbacks as spelled."""
+    env: dict[str, str] = {}
+    for name in os.environ:  # names only: decoding every value would cost more than the rest
+        upper = name.upper()
+        if (upper.startswith("ACS_") and (upper not in env or name == upper)) or name in _FALLBACKS:
+            env[upper] = os.environ[name]
+    return env
+
+
+_FALLBACKS = frozenset(s.fallback for s in TABLE if s.fallback)
+
+
+def _flags_by_name(flags: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments by canonical name: an alias (api_base=) counts when the name is absent."""
+    out: dict[str, Any] = {}
+    for setting in TABLE:
+        for spelling in (setting.name, *setting.keys):
+            if spelling in flags and setting.name not in out:
+                out[setting.name] = flags[spelling]
+    unknown = set(flags) - {spelling for s in TABLE for spelling in (s.name, *s.keys)}
+    if unknown:
+        raise TypeError(f"load_settings() got unknown settings: {', '.join(sorted(unknown))}")
+    return out
+
+
+def _flag_and_env(setting: Setting, flags: dict[str, Any], env: dict[str, str]) -> list[tuple[Any, Origin]]:
+    out = []
+    if setting.name in flags:
+        flag = setting.flag or f"--{setting.name.replace('_', '-')}"
+        out.append((flags[setting.name], Origin("flag", flag, f"flag {flag}")))
+    out += [(env[name], Origin("env", name, f"env {name}")) for name in setting.env if name in env]
+    return out
+
+
+def _file_layers(setting: Setting, profile: dict[str, Any], defaults: dict[str, Any], profile_name: str | None) -> list[tuple[Any, Origin]]:
+    out = [(profile[key], Origin("profile", key, f"profile {profile_name}")) for key in setting.keys if key in profile]
+    return out + [(defaults[key], Origin("file", key, "file defaults")) for key in setting.keys if key in defaults]
+
+
+def _first(setting: Setting, candidates: list[tuple[Any, Origin]]) -> tuple[Any, Origin] | None:
+    """The highest candidate; an empty one of an optional text setting counts as not set."""
+    for value, origin in candidates:
+        if not (setting.kind.empty_is_unset and value == ""):
+            return value, origin
+    return None
+
+
+def _merged(setting: Setting, candidates: list[tuple[Any, Origin]], collected: Collected) -> tuple[Any, Origin] | None:
+    """A table setting: the layers' tables merged key by key, the highest layer's key winning.
+    A layer whose value is not a table stops the merge there (and is reported as invalid)."""
+    merged: dict[str, Any] = {}
+    labels: list[str] = []
+    for value, origin in reversed([_decoded(setting, c, collected) for c in candidates]):
+        if not isinstance(value, dict):
+            return value, origin
+        merged.update(value)
+        labels.insert(0, origin.label)
+    if not labels:
+        return None
+    top = candidates[0][1]
+    return merged, Origin(top.layer, top.name, ", ".join(dict.fromkeys(labels)))
+
+
+def _decoded(setting: Setting, candidate: tuple[Any, Origin], collected: Collected) -> tuple[Any, Origin]:
+    """An environment value of a list or table setting is JSON."""
+    value, origin = candidate
+    if setting.kind.env_json and origin.layer == "env" and isinstance(value, str):
+        try:
+            value = decode_env_json(setting.kind, value)
+        except ValueError as exc:
+            raise _invalid(setting, origin, value, str(exc), collected) from None
+    return value, origin
+
+
+def _paired(setting: Setting, collected: Collected) -> bool:
+    """OPENAI_BASE_URL is always a fallback; OPENAI_API_KEY only for the base URL it belongs to:
+    one that came from OPENAI_BASE_URL, or https://api.openai.com itself."""
+    if setting.name != "api_key":
+        return True
+    value, origin = collected.raw.get("base_url", (DEFAULT_BASE_URL, DEFAULT))
+    if origin.layer == "fallback":  # OPENAI_BASE_URL
+        return True
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(value).strip())
+        return parts.scheme.lower() == "https" and parts.hostname == "api.openai.com"
+    except ValueError:
+        return False
+
+
+def _one_key_source(collected: Collected) -> None:
+    """Keep only the key source from the highest layer (api_key first within one layer)."""
+    present = [name for name in KEY_SOURCES if name in collected.raw]
+    if len(present) > 1:
+        best = min(present, key=lambda name: LAYERS.index(collected.raw[name][1].layer))
+        for name in present:
+            if name != best:
+                del collected.raw[name]
+
+
+def _remember(collected: Collected) -> None:
+    """The key and the URL's credentials are secrets from the moment they are read."""
+    key = collected.raw.get("api_key")
+    if key is not None and isinstance(key[0], str):
+        remember_secret(key[0])
+    base = collected.raw.get("base_url")
+    if base is not None and isinstance(base[0], str):
+        remember_url(base[0])
+
+
+# ---------------------------------------------------------------------------------------- validation
+
+
+def _before(setting: Setting, value: Any, origin: Origin, collected: Collected | None) -> Any:
+    """The kind's first rule, its ValueError as the setting's error."""
+    try:
+        return setting.kind.before(value)
+    except ValueError as exc:
+        raise _invalid(setting, origin, value, str(exc), collected) from None
+
+
+def _shortcut(collected: Collected) -> dict[str, Any] | None:
+    """Every value by the kinds' plain rules, or None when any needs pydantic's judgement."""
+    values: dict[str, Any] = {}
+    for setting in TABLE:
+        if setting.name not in collected.raw:
+            values[setting.name] = setting.default
+            continue
+        try:
+            value = setting.kind.before(collected.raw[setting.name][0])
+            if value is not None:
+                value = setting.kind.plain(value)
+                if value is NOT_PLAIN or not within(value, setting.constraint + setting.kind.constraint):
+                    return None
+                value = setting.kind.after(value)
+        except ValueError:
+            return None
+        values[setting.name] = value
+    return values
+
+
+def _validate(collected: Collected) -> dict[str, Any]:
+    """The pydantic model's verdict: its values, or its first error as a SettingError."""
+    from pydantic import ValidationError
+
+    given = {name: value for name, (value, _) in collected.raw.items()}
+    try:
+        model = settings_model()(**given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "base_url"
+        setting = BY_NAME[name]
+        value, origin = collected.raw.get(name, (None, DEFAULT))
+        reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        raise _invalid(setting, origin, value, reason, collected) from None
+    return {name: getattr(model, name) for name in FIELDS}
+
+
+def _invalid(setting: Setting, origin: Origin, value: Any, reason: str, collected: Collected | None) -> SettingError:
+    """`invalid WHERE 'VALUE': REASON`; the key's value is never shown, a URL's password masked."""
+    where = (collected.where(origin) if collected is not None else origin.name) or setting.name
+    shown = ""
+    if setting.kind is not SECRET and isinstance(value, str | int | float):
+        text = mask_url(value) if isinstance(value, str) else str(value)
+        shown = " " + repr(text if len(text) <= 80 else text[:79] + "…")
+    return SettingError(setting.name, f"invalid {where}{shown}: {reason}", setting.hint)
 
 
 _MODEL: type[Any] | None = None
 
 
-def _build_model() -> type[Any]:
-    from pydantic import Field, SecretStr, field_validator  # noqa: F401  (pydantic resolves the annotations by name)
-    from pydantic_settings import BaseSettings, SettingsConfigDict
-
-    class Settings(BaseSettings):
-        model_config = SettingsConfigDict(env_prefix="ACS_", extra="ignore", hide_input_in_errors=True)
-
-        api_base: str = DEFAULT_API_BASE
-        api_key: SecretStr | None = None
-        api_key_file: str | None = None
-        api_key_command: str | None = None
-        model: str | None = None
-        timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, allow_inf_nan=False)
-        profile: str | None = None
-        max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=0)
-        temperature: float | None = None
-        top_p: float | None = None
-        stop: list[str] = Field(default_factory=list)
-        seed: int | None = None
-        presence_penalty: float | None = None
-        frequency_penalty: float | None = None
-        params: dict[str, Any] = Field(default_factory=dict)
-
-        @classmethod
-        def settings_customise_sources(
-            cls, settings_cls: Any, init_settings: Any, env_settings: Any, dotenv_settings: Any, file_secret_settings: Any
-        ) -> tuple[Any, ...]:
-            layers = _LAYERS.get()
-            return (
-                init_settings,
-                env_settings,
-                _TableSource(settings_cls, layers[0]),
-                _TableSource(settings_cls, layers[1]),
-            )
-
-        @field_validator("api_base")
-        @classmethod
-        def _check_base(cls, value: str) -> str:
-            return check_base_url(value)
-
-        @field_validator("api_key", "model", mode="before")
-        @classmethod
-        def _empty_is_unset(cls, value: Any) -> Any:
-            return None if value == "" else value
-
-        @field_validator("api_key")
-        @classmethod
-        def _printable_key(cls, value: Any) -> Any:
-            if value is not None and not _printable(value.get_secret_value()):
-                raise ValueError("it contains a line break or another control character")
-            return value
-
-    from pydantic_settings import PydanticBaseSettingsSource
-
-    class _TableSource(PydanticBaseSettingsSource):
-        """One layer of the config file: the selected profile, or the file's top-level defaults."""
-
-        def __init__(self, settings_cls: Any, table: dict[str, Any]) -> None:
-            super().__init__(settings_cls)
-            self.table = table
-
-        def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-            return self.table.get(field_name), field_name, False
-
-        def __call__(self) -> dict[str, Any]:
-            return dict(self.table)
-
-    return Settings
+def settings_model() -> type[Any]:
+    """The pydantic-settings model, built from TABLE on first use (importing pydantic is slow)."""
+    global _MODEL
+    if _MODEL is None:
+        _MODEL = build_model(TABLE)
+    return _MODEL
 
 
-# the (profile, file defaults) tables the sources of the resolution under way read
-_LAYERS: contextvars.ContextVar[tuple[dict[str, Any], dict[str, Any]]] = contextvars.ContextVar("acs_layers")
+# ---------------------------------------------------------------------------------------- result
 
 
-class Secret:
-    """The key, as pydantic's SecretStr shows it: never its value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class ResolvedSettings:
-    api_base: str
-    api_key: Secret | SecretStr | None
-    model: str | None
-    timeout: float
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    profile: str | None = None
-    warnings: tuple[str, ...] = ()
-    # where each value came from: "flag", "env", "profile NAME", "file", "default"
-    sources: dict[str, str] = field(default_factory=dict)
-    config_file: str | None = None
-
-
-def check_base_url(value: str) -> str:
-    """Reject a base URL that cannot work, before any request is made."""
-    from urllib.parse import urlsplit
-
-    text = value.strip()
-    if not text:
-        raise ValueError("it is empty")
-    if any(ch.isspace() for ch in text):
-        raise ValueError("it contains white space")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("it needs an http:// or https:// scheme")
-    if not parts.hostname:
-        raise ValueError("it has no host")
-    try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise ValueError("its port is not a number from 0 to 65535") from None
-    if parts.query or parts.fragment:
-        raise ValueError("it must not have a query or fragment")
-    return text.rstrip("/")
-
-
-_PLAIN_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
-
-
-def _fast(flags: dict[str, Any]) -> ResolvedSettings | None:
-    """The common case without pydantic, or None when Settings must decide.
-
-    It takes the same layers as Settings (flags, environment, the profile, the file's defaults)
-    but only values that are plainly valid as they stand; anything else is left to pydantic.
-    """
-    # pydantic-settings matches variable names case-insensitively
-    env = {k.lower(): v for k, v in os.environ.items() if k[:4].lower() == "acs_"}
-    if any(f"acs_{name}" in env for name in FIELDS if f"acs_{name}" not in _BASIC):
-        return None  # ACS_PROFILE, ACS_MAX_TOKENS, ...: Settings decides
-    if "profile" in flags:
-        return None
-    config = read_config() if config_path().exists() else None
-    profile_name, profile = select_profile(config, None)
-    defaults = config.defaults if config else {}
-
-    def layered(name: str, default: Any = None) -> Any:
-        if name in flags:
-            return flags[name]
-        if f"acs_{name}" in env:
-            return env[f"acs_{name}"]
-        return profile.get(name, defaults.get(name, default))
-
-    values: dict[str, Any] = {}
-    try:
-        values["api_base"] = check_base_url(_plain(layered("api_base", DEFAULT_API_BASE), str))
-    except ValueError:
-        return None
-    timeout = layered("timeout", DEFAULT_TIMEOUT)
-    if isinstance(timeout, str):
-        if not _PLAIN_NUMBER.fullmatch(timeout):
-            return None
-        timeout = float(timeout)
-    if _plain(timeout, int, float) is None or not 0 < timeout < float("inf"):
-        return None
-    values["timeout"] = float(timeout)
-    for name, kinds in _FILE_TYPES.items():
-        value = layered(name)
-        if value is not None and _plain(value, *kinds) is None:
-            return None
-        values[name] = value
-    if values["max_tokens"] is None:
-        values["max_tokens"] = DEFAULT_MAX_TOKENS
-    elif values["max_tokens"] < 0:
-        return None
-    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
-        if values[name] is not None:
-            values[name] = float(values[name])
-    if values["stop"] is not None and not all(type(item) is str for item in values["stop"]):
-        return None
-    key = layered("api_key")
-    if key is not None and (not isinstance(key, str) or not _printable(key)):
-        return None
-    values["api_key"] = key or None
-    values["model"] = values["model"] or None
-    return _resolved(values, flags, env, config, profile_name, profile, defaults)
-
-
-# the types a plainly valid value of each config-file setting has (bool is not a number here)
-_FILE_TYPES: dict[str, tuple[type, ...]] = {
-    "model": (str,),
-    "api_key_file": (str,),
-    "api_key_command": (str,),
-    "max_tokens": (int,),
-    "temperature": (int, float),
-    "top_p": (int, float),
-    "presence_penalty": (int, float),
-    "frequency_penalty": (int, float),
-    "seed": (int,),
-    "stop": (list,),
-    "params": (dict,),
-}
-
-
-def _plain(value: Any, *kinds: type) -> Any:
-    """The value when its type is one of kinds (never bool), else None."""
-    return value if type(value) in kinds else None
-
-
-def _printable(text: str) -> bool:
-    return not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
-
-
-def load_settings(**flags: Any) -> ResolvedSettings:
-    """Flags (only those the user gave) over the environment over the config file."""
-    given = {k: v for k, v in flags.items() if v is not None}
-    fast = _fast(given)
-    if fast is not None:
-        return fast
-    return validated_settings(given)
-
-
-def _layer(name: str, flags: dict[str, Any], env: dict[str, str], profile: dict[str, Any], defaults: dict[str, Any], profile_name: str | None = None) -> str:
-    if name in flags:
-        return "flag"
-    if f"acs_{name}" in env and not (name in ("api_key", "model") and env[f"acs_{name}"] == ""):
-        return "env"
-    if name in profile:
-        return f"profile {profile_name}"
-    if name in defaults:
-        return "file"
-    return "default"
-
-
-_RANK = {"flag": 0, "env": 1, "profile": 2, "file": 3, "default": 4}
-
-
-def validated_settings(given: dict[str, Any]) -> ResolvedSettings:
-    """The full resolution through pydantic-settings: its result stands, its errors become ConfigError."""
-    from pydantic import ValidationError
-
-    env = {k.lower(): v for k, v in os.environ.items() if k[:4].lower() == "acs_"}
-    config = read_config()
-    requested = given.get("profile") or env.get("acs_profile") or None
-    profile_name, profile = select_profile(config, requested)
-    defaults = config.defaults if config else {}
-    token = _LAYERS.set((profile, defaults))
-    try:
-        settings = settings_model()(**given)
-    except ValidationError as exc:
-        raise _config_error(exc, given, env, profile, defaults, profile_name, config) from None
-    finally:
-        _LAYERS.reset(token)
-    values = {name: getattr(settings, name) for name in FIELDS}
-    key = settings.api_key
-    values["api_key"] = key.get_secret_value() if key is not None else None
-    return _resolved(values, given, env, config, profile_name, profile, defaults)
-
-
-def _resolved(
-    values: dict[str, Any],
-    given: dict[str, Any],
-    env: dict[str, str],
-    config: ConfigFile | None,
-    profile_name: str | None,
-    profile: dict[str, Any],
-    defaults: dict[str, Any],
-) -> ResolvedSettings:
+def _resolved(values: dict[str, Any], collected: Collected) -> ResolvedSettings:
     """Validated values (from either path) to settings: their sources, the key, the warnings."""
-    sources = {name: _layer(name, given, env, profile, defaults, profile_name) for name in FIELDS}
-    if profile_name:
-        sources["profile"] = "flag" if "profile" in given else ("env" if env.get("acs_profile") else "file")
+    config = collected.config
+    sources = {name: collected.raw.get(name, (None, DEFAULT))[1].label for name in FIELDS}
     warnings = list(config.warnings) if config else []
     key: Secret | None = None
-    # the key: whichever of api_key, api_key_file, api_key_command comes from the highest layer
-    candidates = [(n, sources[n]) for n in ("api_key", "api_key_file", "api_key_command") if values.get(n)]
-    if candidates:
-        name, layer = min(candidates, key=lambda c: _RANK[c[1].split()[0]])
-        if name == "api_key":
-            value = values["api_key"]
-            sources["api_key"] = layer
-        else:
-            value, more = read_key(layer, values[name], kind="file" if name == "api_key_file" else "command")
-            if not _printable(value):
-                raise ConfigError(f"the key from {name} ({layer}) contains a line break or control character", _HINT_KEY)
-            sources["api_key"] = f"{layer} ({name})"
-            warnings += more
-        key = Secret(value)
-        remember_secret(value)
+    source = next((name for name in KEY_SOURCES if values.get(name)), None)
+    if source == "api_key":
+        key = Secret(values["api_key"])
+    elif source is not None:
+        label = sources[source]
+        text, more = read_key(label, values[source], kind="file" if source == "api_key_file" else "command")
+        key = Secret(text)
+        sources["api_key"] = f"{label} ({source})"
+        warnings += more
+    if key is not None:
+        remember_secret(key.get_secret_value())
+        _refuse_two_credentials(values["base_url"], sources)
+    plain = {name: values[name] for name in FIELDS if name not in ("api_key", "stop", "params", *KEY_SOURCES)}
     return ResolvedSettings(
-        values["api_base"],
-        key,
-        values["model"],
-        values["timeout"],
-        max_tokens=values["max_tokens"],
-        temperature=values["temperature"],
-        top_p=values["top_p"],
+        api_key=key,
         stop=tuple(values["stop"] or ()),
-        seed=values["seed"],
-        presence_penalty=values["presence_penalty"],
-        frequency_penalty=values["frequency_penalty"],
         params=dict(values["params"] or {}),
-        profile=profile_name,
         warnings=tuple(warnings),
         sources=sources,
         config_file=str(config.path) if config else None,
+        notes=dict(collected.notes),
+        api_key_file=values["api_key_file"] if source == "api_key_file" else None,
+        api_key_command=values["api_key_command"] if source == "api_key_command" else None,
+        **plain,
     )
 
 
-def _config_error(
-    exc: Any,
-    given: dict[str, Any],
-    env: dict[str, str],
-    profile: dict[str, Any],
-    defaults: dict[str, Any],
-    profile_name: str | None,
-    config: ConfigFile | None,
-) -> ConfigError:
-    error = exc.errors()[0]
-    name = str(error["loc"][0]) if error["loc"] else "setting"
-    env_name, flag = _SOURCES.get(name, (f"ACS_{name.upper()}", None))
-    layer = _layer(name, given, env, profile, defaults, profile_name)
-    if layer == "flag":
-        where = flag or f"--{name.replace('_', '-')}"
-    elif layer == "env":
-        where = env_name
-    elif config is not None and layer != "default":
-        where = f"{name} in {config.where(name, profile_name if layer.startswith('profile') else None)}"
-    else:
-        where = name
-    reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    shown = ""
-    if name != "api_key":
-        value = given.get(name, error.get("input"))
-        if isinstance(value, str | int | float):
-            shown = f" {str(value)!r}"
-    return ConfigError(f"invalid {where}{shown}: {reason}", _HINTS.get(name, f"fix {where}"))
-
-
-_HINTS = {
-    "api_key": _HINT_KEY,
-    "api_base": "set ACS_API_BASE (or --base-url) to the server's base URL, e.g. http://localhost:8000/v1",
-    "timeout": "give --timeout / ACS_TIMEOUT a number of seconds greater than 0",
-}
+def _refuse_two_credentials(base_url: str, sources: dict[str, str]) -> None:
+    if url_credentials(base_url) is None:
+        return
+    raise SettingError(
+        "base_url",
+        f"the base URL ({sources['base_url']}) holds credentials ({mask_url(base_url)}) and a key is set ({sources['api_key']}):"
+        " the URL's user:password would replace the key in the Authorization header",
+        "keep one: remove the user:password@ part from the base URL, or unset the key",
+    )

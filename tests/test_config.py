@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cliutil import text_reply
+from tests.cliutil import assert_failure, closed_port, text_reply
 from tests.helpers import run_acs
 from tests.sse_server import ScriptedServer
 
@@ -217,12 +217,15 @@ def test_config_show_lists_every_setting_with_its_source(home: Path) -> None:
     r = run_acs(["config", "show", "--profile", "dev"], env={"ACS_MODEL": "env-model"}, home=home)
     assert r.returncode == 0, r.stderr
     lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.strip()}
-    assert "http://dev.example:8000/v1" in lines["api_base"] and "(profile dev)" in lines["api_base"]
+    # the row carries the canonical name base_url; the file used its alias api_base
+    assert "http://dev.example:8000/v1" in lines["base_url"] and "(profile dev)" in lines["base_url"]
     assert "env-model" in lines["model"] and "env ACS_MODEL" in lines["model"]
     assert "99" in lines["max_tokens"] and "file defaults" in lines["max_tokens"]
     assert "600" in lines["timeout"] and "(default)" in lines["timeout"]
-    assert "****" + KEY[-4:] in lines["api_key"]
+    # the key: whether it is set, where from and its length, never any of its characters
+    assert f"set, {len(KEY)} characters" in lines["api_key"] and "(profile dev)" in lines["api_key"]
     assert KEY not in r.stdout + r.stderr
+    assert not any(KEY[i : i + 4] in lines["api_key"] for i in range(len(KEY) - 3))
     assert "\x1b" not in r.stdout
 
 
@@ -236,3 +239,75 @@ def test_no_config_file_is_fine(server: ScriptedServer, home: Path) -> None:
 def test_the_file_is_private_by_the_checks_own_reading(home: Path) -> None:
     path = write_config(home, 'model = "m"\n', mode=0o600)
     assert not os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH)
+
+
+# ------------------------------------------------------------------------------------ names, secrets, bad input end to end
+# (the rules are tested in-process in tests/test_settings_*.py; these check the process's shape)
+
+
+def test_canonical_names_and_aliases_reach_the_server(server: ScriptedServer, home: Path) -> None:
+    write_config(home, f'base_url = "{server.base_url}"\nmodel = "m"\n')
+    assert complete(server, home).returncode == 0
+    r = complete(server, home, env={"ACS_BASE_URL": server.base_url, "ACS_API_BASE": "http://127.0.0.1:1/v1"})
+    assert r.returncode == 0, r.stderr  # the canonical variable wins over its alias
+
+
+def test_openai_key_with_openai_base_url(server: ScriptedServer, home: Path) -> None:
+    r = complete(server, home, "-m", "m", env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": KEY})
+    assert r.returncode == 0, r.stderr
+    assert server.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in r.stderr
+
+
+def test_openai_key_is_not_sent_to_an_unpaired_server(server: ScriptedServer, home: Path) -> None:
+    r = complete(server, home, "-m", "m", env={"ACS_BASE_URL": server.base_url, "OPENAI_API_KEY": KEY})
+    assert r.returncode == 0, r.stderr
+    assert "authorization" not in server.requests[-1].headers
+    shown = run_acs(["config", "show"], env={"ACS_BASE_URL": server.base_url, "OPENAI_API_KEY": KEY}, home=home)
+    assert "OPENAI_API_KEY is set but not used" in shown.stdout and KEY not in shown.stdout
+
+
+def test_config_show_masks_url_credentials(home: Path) -> None:
+    r = run_acs(["config", "show"], env={"ACS_BASE_URL": "http://alice:hunter2@h:1/v1"}, home=home)
+    assert r.returncode == 0, r.stderr
+    assert "http://***@h:1/v1" in r.stdout and "hunter2" not in r.stdout + r.stderr
+    assert "(env ACS_BASE_URL)" in r.stdout
+
+
+def test_url_credentials_masked_in_a_connect_error(home: Path) -> None:
+    base = f"http://alice:hunter2@127.0.0.1:{closed_port()}/v1"
+    r = run_acs(["complete", "--retries", "0", "-m", "m", "hi"], env={"ACS_BASE_URL": base}, home=home)
+    assert_failure(r, 4)
+    assert "hunter2" not in r.stderr + r.stdout
+
+
+def test_url_credentials_and_a_key_is_a_config_error(home: Path) -> None:
+    r = run_acs(["complete", "hi"], env={"ACS_BASE_URL": "http://alice:hunter2@h:1/v1", "ACS_API_KEY": KEY}, home=home)
+    message, _ = assert_failure(r, 3)
+    assert "env ACS_BASE_URL" in message and "env ACS_API_KEY" in message
+    assert "hunter2" not in r.stderr and KEY not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "env,config,names",
+    [
+        ({"ACS_MODEL": "m\udcff"}, None, "ACS_MODEL"),  # bytes that are not UTF-8 in the environment
+        ({"ACS_API_KEY": KEY + "é"}, None, "ACS_API_KEY"),
+        ({"ACS_TEMPERATURE": "nan"}, None, "ACS_TEMPERATURE"),
+        ({}, b'model = "caf\xe9"\n', "line 1"),
+        ({}, b"temperature = inf\n", "temperature in"),
+        ({}, b"params = { x = nan }\n", "params in"),
+        ({}, b'api_key_file = "/dev/zero"\n', "api_key_file"),
+        ({}, b'api_key_command = "yes"\n', "api_key_command"),
+    ],
+)
+def test_local_bad_input_is_a_config_error_not_an_internal_one(home: Path, env: dict, config: bytes | None, names: str) -> None:
+    if config is not None:
+        path = home / ".config" / "acs" / "config.toml"
+        path.write_bytes(config)
+        path.chmod(0o600)
+    model = [] if "ACS_MODEL" in env else ["-m", "m"]
+    r = run_acs(["complete", *model, "hi"], env=env, home=home)
+    message, _ = assert_failure(r, 3)
+    assert names in message and "internal error" not in r.stderr
+    assert KEY not in r.stderr
