@@ -248,3 +248,26 @@ def test_progress_on_a_terminal_and_summary_everywhere(tmp_path: Path) -> None:
     assert "in flight" not in pipe.stderr and "\x1b" not in pipe.stderr
     for r in (tty, pipe):
         assert "acs batch: 30 done, 0 failed, 0 skipped as already done; 200 tokens (110 prompt, 90 completion)" in r.stderr
+
+
+def test_several_profiles_are_several_endpoints_with_their_own_keys(tmp_path: Path) -> None:
+    write_prompts(tmp_path / "in.jsonl", prompts(40))
+    one, route_one = serve()
+    two, route_two = serve()
+    config = tmp_path / ".config" / "acs" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        f'max_tokens = 9\n[profiles.a]\nbase_url = "{one.base_url}"\nmodel = "ma"\n'
+        f'[profiles.b]\nbase_url = "{two.base_url}"\nmodel = "mb"\ntemperature = 0.7\n'
+    )
+    try:
+        r = run_acs(["batch", "in.jsonl", "-o", "out.jsonl", "--profile", "a", "--profile", "b", "-c", "4"], cwd=tmp_path, home=tmp_path)
+    finally:
+        one.close()
+        two.close()
+    assert r.returncode == 0, r.stderr
+    assert route_one.requests.total() > 0 and route_two.requests.total() > 0
+    assert route_one.requests.total() + route_two.requests.total() == 40
+    assert {b["model"] for b in route_one.bodies} == {"ma"} and {b["model"] for b in route_two.bodies} == {"mb"}
+    assert all(b["max_tokens"] == 9 and "temperature" not in b for b in route_one.bodies + route_two.bodies)  # defaults: the first profile's
+    assert len(by_id(read_results(tmp_path / "out.jsonl"))) == 40

@@ -190,7 +190,7 @@ async def _drive(opts: BatchOptions, settings: list[ResolvedSettings], models: l
         headers = {"Content-Type": "application/json"}
         if s.api_key is not None:
             headers["Authorization"] = f"Bearer {s.api_key.get_secret_value()}"
-        endpoints.append(Endpoint(mask_url(s.api_base), Engine(s.api_base, headers, timeout=s.timeout), model))
+        endpoints.append(Endpoint(mask_url(s.base_url), Engine(s.base_url, headers, timeout=s.timeout), model))
     balancer = Balancer(endpoints)
     runner = Runner(balancer, Limits(opts.rpm, opts.tpm), write, concurrency=opts.concurrency, retries=opts.retries, ordered=opts.ordered, tally=tally, term=term)
     progress = Progress(term, tally, balancer)
