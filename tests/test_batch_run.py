@@ -271,3 +271,32 @@ def test_several_profiles_are_several_endpoints_with_their_own_keys(tmp_path: Pa
     assert {b["model"] for b in route_one.bodies} == {"ma"} and {b["model"] for b in route_two.bodies} == {"mb"}
     assert all(b["max_tokens"] == 9 and "temperature" not in b for b in route_one.bodies + route_two.bodies)  # defaults: the first profile's
     assert len(by_id(read_results(tmp_path / "out.jsonl"))) == 40
+
+
+def test_the_model_from_the_server_and_the_key_sent_never_shown(tmp_path: Path) -> None:
+    from tests.cliutil import KEY, MODELS
+    from tests.sse_server import Reply
+
+    write_prompts(tmp_path / "in.jsonl", prompts(5))
+    server, route = serve()
+    server.route("GET", MODELS, Reply.json(200, {"object": "list", "data": [{"id": "only-model", "object": "model"}]}))
+    try:
+        r = run_acs(["batch", "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url], cwd=tmp_path, env={"ACS_API_KEY": KEY})
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert {b["model"] for b in route.bodies} == {"only-model"}
+    posts = [q for q in server.requests if q.method == "POST"]
+    assert len(posts) == 5 and all(q.headers["authorization"] == f"Bearer {KEY}" for q in posts)
+    assert KEY not in r.stderr + r.stdout and KEY not in (tmp_path / "out.jsonl").read_text() + (tmp_path / "out.jsonl.acs-batch").read_text()
+
+
+def test_help_and_complete_do_not_import_the_batch_machinery() -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import acs_env
+
+    code = "import sys; from acs_cli.__main__ import main; main(['--help']); print(sorted(m for m in sys.modules if m.startswith(('acs_cli.batch', 'acs_cli.engine', 'asyncio', 'rich.progress'))))"
+    out = subprocess.run([sys.executable, "-c", code], env=acs_env(), capture_output=True, text=True, timeout=30)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
