@@ -237,11 +237,7 @@ def check_fields(fields: dict[str, Any], kind: RequestKind) -> list[str]:
     problems = []
     if "stream" in fields and fields["stream"] is not False:
         problems.append("stream is set in the body: acs batch streams every request itself; remove it")
-    prompt = fields.get(kind.prompt_field)
-    if prompt is None:
-        problems.append(f"missing {kind.prompt_field}")
-    elif not _prompt_ok(prompt):
-        problems.append(f"{kind.prompt_field} is empty or not a string, a list of strings or a list of token ids")
+    problems += kind.check(fields)
     for name, low in (("max_tokens", 0), ("n", 1)):
         value = fields.get(name)
         if value is not None and (type(value) is not int or value < low):
@@ -252,28 +248,13 @@ def check_fields(fields: dict[str, Any], kind: RequestKind) -> list[str]:
     return problems
 
 
-def _prompt_ok(prompt: Any) -> bool:
-    if isinstance(prompt, str):
-        return bool(prompt)
-    if not isinstance(prompt, list) or not prompt:
-        return False
-    if all(type(t) is int for t in prompt):
-        return True
-    return all((isinstance(p, str) and p) or (isinstance(p, list) and p and all(type(t) is int for t in p)) for p in prompt)
-
-
 def estimate_tokens(fields: dict[str, Any], kind: RequestKind, default_max_tokens: int) -> tuple[int, int]:
-    """(prompt tokens, most completion tokens) of one request: characters / 4 (no tokenizer here),
-    token ids counted as given; max_tokens (or the default) x n x prompts."""
-    prompt = fields.get(kind.prompt_field)
-    prompts = [prompt] if isinstance(prompt, str) or (isinstance(prompt, list) and prompt and type(prompt[0]) is int) else prompt
-    tokens = 0
-    for p in prompts if isinstance(prompts, list) else ():
-        tokens += len(p) if isinstance(p, list) else (len(p) + 3) // 4
+    """(prompt tokens, most completion tokens) of one request: the kind's prompt estimate, and
+    max_tokens (or the default) x n x the prompts it holds."""
+    tokens, prompts = kind.prompt_tokens(fields)
     max_tokens = fields.get("max_tokens", default_max_tokens)
     n = fields.get("n", 1)
-    count = len(prompts) if isinstance(prompts, list) else 1
-    return tokens, (max_tokens if type(max_tokens) is int else default_max_tokens) * (n if type(n) is int else 1) * count
+    return tokens, (max_tokens if type(max_tokens) is int else default_max_tokens) * (n if type(n) is int else 1) * prompts
 
 
 def scan(source: Source, fmt: str, *, escapes: bool = False, default_max_tokens: int = 256) -> Scan:

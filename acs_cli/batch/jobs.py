@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from acs_cli.request import choices_in
-
 if TYPE_CHECKING:
     from acs_cli.batch.inputs import Request
     from acs_cli.batch.kinds import RequestKind
@@ -70,5 +68,5 @@ def make_jobs(
                 tally.skipped_failed += 1
             continue
         body = request_body(template, request.fields)
-        yield Job(seq, request.custom_id, request.kind, body, estimate(request), choices_in(body))
+        yield Job(seq, request.custom_id, request.kind, body, estimate(request), request.kind.choices(body))
         seq += 1

@@ -1,7 +1,8 @@
 """What a request line asks for, and the answer object built from its stream.
 
 A `RequestKind` is everything `acs batch` needs to know about one endpoint: the `url` a batch line
-names, the path under the base URL, the field that carries the prompt, the parser state that reads
+names, the path under the base URL, how to check a body's prompt part (`prompt` here, `messages`
+for chat) and estimate its tokens, how many choices an answer holds, the parser state that reads
 its stream (CompletionState, or a sibling class with the same interface) and how the records
 become the non-streaming answer the batch output holds. Completions are the one kind today; chat
 plugs in with its own state class and document builder, and until then a chat line is refused
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from acs_cli.completion_state import CompletionState
 from acs_cli.consumer import CompletionConsumer
+from acs_cli.request import choices_in
 from acs_cli.sinks import Discard
 from acs_cli.sinks.json import JsonSink
 
@@ -29,7 +31,9 @@ class RequestKind:
     name: str
     url: str  # as a batch line names it
     path: str  # under the base URL (which ends in /v1)
-    prompt_field: str
+    check: Callable[[dict[str, Any]], list[str]]  # what is wrong with a body's prompt part (the rest is common)
+    prompt_tokens: Callable[[dict[str, Any]], tuple[int, int]]  # (estimated prompt tokens, prompts held)
+    choices: Callable[[dict[str, Any]], int]  # the choices an answer to this body holds
     make_state: Callable[[int], Any]  # choices expected -> a parser state (CompletionState's interface)
     document: Callable[[Answer], dict[str, Any]]  # the non-streaming answer object
 
@@ -82,7 +86,37 @@ def completion_document(answer: Answer) -> dict[str, Any]:
     }
 
 
-COMPLETIONS = RequestKind("completions", "/v1/completions", "completions", "prompt", CompletionState, completion_document)
+def completion_problems(fields: dict[str, Any]) -> list[str]:
+    prompt = fields.get("prompt")
+    if prompt is None:
+        return ["missing prompt"]
+    if not _prompt_ok(prompt):
+        return ["prompt is empty or not a string, a list of strings or a list of token ids"]
+    return []
+
+
+def _prompt_ok(prompt: Any) -> bool:
+    if isinstance(prompt, str):
+        return bool(prompt)
+    if not isinstance(prompt, list) or not prompt:
+        return False
+    if all(type(t) is int for t in prompt):
+        return True
+    return all((isinstance(p, str) and p) or (isinstance(p, list) and p and all(type(t) is int for t in p)) for p in prompt)
+
+
+def completion_prompt_tokens(fields: dict[str, Any]) -> tuple[int, int]:
+    """Characters / 4 (no tokenizer here), token ids counted as given; and how many prompts."""
+    prompt = fields.get("prompt")
+    prompts = [prompt] if isinstance(prompt, str) or (isinstance(prompt, list) and prompt and type(prompt[0]) is int) else prompt
+    if not isinstance(prompts, list):
+        return 0, 1
+    return sum(len(p) if isinstance(p, list) else (len(p) + 3) // 4 for p in prompts), max(1, len(prompts))
+
+
+COMPLETIONS = RequestKind(
+    "completions", "/v1/completions", "completions", completion_problems, completion_prompt_tokens, choices_in, CompletionState, completion_document
+)
 
 KINDS: dict[str, RequestKind] = {COMPLETIONS.url: COMPLETIONS}
 # urls acs will take once it speaks them (a chat state class plugs in as a RequestKind)

@@ -118,6 +118,11 @@ class Runner:
         except asyncio.CancelledError:
             if self.signal is None:
                 raise
+        except BaseException:  # a worker failed (the output cannot be written, a bug): stop the others
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
