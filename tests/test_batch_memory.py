@@ -1,5 +1,5 @@
 """Memory is flat: `acs batch` streams its input and writes each result as it comes, so its peak
-RSS at 20,000 requests is that at 2,000 (the one per-line cost is 12-24 bytes of custom_id hash
+RSS at 20,000 requests is that at 2,000 (the one per-line cost is 8-12 bytes of custom_id hash
 per line, acs_cli/batch/ids.py). The 1,000,000-request figure is the bench's (tests/bench/batch_bench.py)."""
 
 from __future__ import annotations

@@ -102,8 +102,8 @@ def test_state_file_locks_and_survives_a_cut_rewrite(tmp_path: Path) -> None:
 def test_idset_many_ids() -> None:
     ids = IdSet()
     for i in range(50_000):
-        assert ids.add(f"id-{i}", i) is None
-    assert ids.add("id-123", 0) == 123 and len(ids) == 50_000 and "id-49999" in ids and "id-50000" not in ids
+        assert ids.add(f"id-{i}")
+    assert not ids.add("id-123") and len(ids) == 50_000 and "id-49999" in ids and "id-50000" not in ids
 
 
 def _resume_setup(tmp_path: Path) -> None:

@@ -300,3 +300,17 @@ def test_help_and_complete_do_not_import_the_batch_machinery() -> None:
     code = "import sys; from acs_cli.__main__ import main; main(['--help']); print(sorted(m for m in sys.modules if m.startswith(('acs_cli.batch', 'acs_cli.engine', 'asyncio', 'rich.progress'))))"
     out = subprocess.run([sys.executable, "-c", code], env=acs_env(), capture_output=True, text=True, timeout=30)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_finished_output_needs_no_server(tmp_path: Path) -> None:
+    write_prompts(tmp_path / "in.jsonl", prompts(6))
+    server, _ = serve()
+    try:
+        assert batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url).returncode == 0
+    finally:
+        server.close()
+    with ClosingListener() as dead:
+        again = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", dead.base_url)
+        assert dead.accepted == 0
+    assert again.returncode == 0 and "0 done, 0 failed, 6 skipped as already done" in again.stderr
+    assert len(read_results(tmp_path / "out.jsonl")) == 6

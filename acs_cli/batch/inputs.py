@@ -62,10 +62,12 @@ class Scan:
     without_model: int = 0  # requests that leave the model to the endpoint
     ids: IdSet = field(default_factory=IdSet)
 
-    def problem(self, number: int, message: str) -> None:
+    def problem(self, number: int, message: str) -> Problem | None:
         self.problem_count += 1
         if len(self.problems) < PROBLEMS_KEPT:
             self.problems.append(Problem(number, message))
+            return self.problems[-1]
+        return None
 
 
 class Source:
@@ -262,6 +264,7 @@ def scan(source: Source, fmt: str, *, escapes: bool = False, default_max_tokens:
     hashing = Hashing()
     lines = _hashed(source.first_pass(), hashing)
     result: Scan | None = None
+    duplicates: dict[str, list[Problem]] = {}  # the listed ones, told where each id came first below
     for number, raw in lines:
         if result is None:
             if raw is not None and not raw.strip():
@@ -274,9 +277,10 @@ def scan(source: Source, fmt: str, *, escapes: bool = False, default_max_tokens:
             for message in parsed:
                 result.problem(number, message)
             continue
-        first = result.ids.add(parsed.custom_id, number)
-        if first is not None:
-            result.problem(number, f"duplicate custom_id {parsed.custom_id[:80]!r} (first on line {first})")
+        if not result.ids.add(parsed.custom_id):
+            shown = result.problem(number, f"duplicate custom_id {parsed.custom_id[:80]!r}")
+            if shown is not None:
+                duplicates.setdefault(parsed.custom_id, []).append(shown)
             continue
         result.requests += 1
         if "model" not in parsed.fields:
@@ -288,7 +292,20 @@ def scan(source: Source, fmt: str, *, escapes: bool = False, default_max_tokens:
         result = Scan(fmt if fmt != "auto" else "text")
     result.fingerprint = hashing.sha.hexdigest()
     result.size = hashing.size
+    if duplicates:
+        _first_lines(source, result.format, escapes, duplicates)
     return result
+
+
+def _first_lines(source: Source, fmt: str, escapes: bool, duplicates: dict[str, list[Problem]]) -> None:
+    """Name the line each listed duplicate id came first on (a second pass: the id table keeps
+    only hashes, and a file with duplicates is refused anyway)."""
+    for request in requests(source, fmt, escapes):
+        problems = duplicates.pop(request.custom_id, None)
+        for problem in problems or ():
+            problem.message += f" (first on line {request.number})"
+        if not duplicates:
+            return
 
 
 def _hashed(lines: Iterator[tuple[int, bytes | None]], hashing: Hashing) -> Iterator[tuple[int, bytes | None]]:

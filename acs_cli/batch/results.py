@@ -157,9 +157,9 @@ def _take(existing: Existing, line: bytes, number: int, path: str) -> None:
     ours = existing.ours is None or custom_id in existing.ours
     if is_failure(result):
         existing.failures += 1
-        if existing.failed.add(custom_id) is None and ours and custom_id not in existing.done:
+        if existing.failed.add(custom_id) and ours and custom_id not in existing.done:
             existing.ours_failed += 1
-    elif existing.done.add(custom_id) is None and ours:
+    elif existing.done.add(custom_id) and ours:
         existing.ours_done += 1
         if custom_id in existing.failed:  # a success after a failure (another run's --errors file)
             existing.ours_failed -= 1

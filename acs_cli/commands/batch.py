@@ -26,7 +26,6 @@ from acs_cli.text import make_visible
 
 if TYPE_CHECKING:
     from acs_cli.batch.options import BatchOptions
-    from acs_cli.batch.resume import Resumed
     from acs_cli.settings import ResolvedSettings
     from acs_cli.terminal import Terminal
 
@@ -116,12 +115,16 @@ def _run(opts: BatchOptions, found: Scan, source: Source, settings: list[Resolve
 
     state = StateFile(opts.output)
     writers: list[ResultWriter] = []
+    signum = None
     try:
         fingerprint = Fingerprint(describe(opts.input), found.format, opts.escapes, found.fingerprint, found.size, _absolute(opts.errors))
         resumed = resume(state, fingerprint, opts.output, opts.errors, force=opts.force, retry_failed=opts.retry_failed, ids=found.ids)
         found.ids = type(found.ids)()  # the input's ids are not needed any more
         tally = Tally()
         tally.total = found.requests - resumed.existing.ours_done - resumed.existing.ours_failed
+        if tally.total <= 0:  # all done already: no server needed to say so
+            tally.skipped, tally.skipped_failed = resumed.existing.ours_done, resumed.existing.ours_failed
+            return _ending(tally, None, opts, term)
         models = _models(settings, found, opts.retries, term)
         writers.append(ResultWriter(opts.output))
         if opts.errors:
@@ -140,10 +143,10 @@ def _run(opts: BatchOptions, found: Scan, source: Source, settings: list[Resolve
         for writer in writers:
             writer.close()
         state.close()
-    return _ending(tally, resumed, signum, opts, term)
+    return _ending(tally, signum, opts, term)
 
 
-def _ending(tally: Tally, resumed: Resumed, signum: int | None, opts: BatchOptions, term: Terminal) -> Outcome:
+def _ending(tally: Tally, signum: int | None, opts: BatchOptions, term: Terminal) -> Outcome:
     term.message(summary(tally, SIGNAL_NAMES.get(signum, f"signal {signum}") if signum else None))
     if signum:
         return Outcome(signal=signum)
