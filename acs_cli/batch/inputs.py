@@ -165,6 +165,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_decode = json.JSONDecoder(parse_constant=_no_constant).decode  # one decoder: json.loads with options builds one a call
+
+
 def parse_line(raw: bytes | None, number: int, fmt: str, escapes: bool = False) -> Request | list[str] | None:
     """One line: a Request, the list of what is wrong with it, or None for a blank line."""
     if raw is None:
@@ -179,7 +182,7 @@ def parse_line(raw: bytes | None, number: int, fmt: str, escapes: bool = False) 
         prompt = decode_escapes(text) if escapes else text
         return Request(number, f"line-{number}", KINDS["/v1/completions"], {"prompt": prompt})
     try:
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = _decode(text)
     except RecursionError:
         return ["the JSON is nested too deeply"]
     except ValueError as exc:
