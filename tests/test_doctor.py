@@ -1,89 +1,15 @@
-"""`acs doctor` end to end: the real command as a subprocess against scripted loopback servers
-(plain HTTP, and HTTPS through a small TLS front with a certificate made at test time)."""
+"""`acs doctor` end to end: the real command (in-process, through a test terminal; a pseudo-terminal
+for colour) against scripted loopback servers. The judgements themselves are tested without a
+server in tests/test_doctor_judge.py, the outputs in tests/test_doctor_render.py."""
 
 from __future__ import annotations
 
 import json
-import select
-import shutil
-import socket
-import ssl
-import subprocess
-from pathlib import Path
-from typing import Any
 
-import pytest
-
-from acs_cli.doctor import NAMES
-from tests.cliutil import COMPLETIONS, KEY, MODELS, LoopbackListener, closed_port, text_reply
-from tests.helpers import run_acs
+from tests.cliutil import COMPLETIONS, KEY, closed_port, text_reply
+from tests.doctorutil import NAMES, WORDS, doctor, doctor_json, env, models_reply, serve, statuses, text_checks
 from tests.ptyutil import PtyRun, colour_sgr
 from tests.sse_server import Reply, ScriptedServer, vllm_frame
-
-MARKS = {"pass": "✓", "warn": "⚠", "fail": "✗", "skip": "–"}
-WORDS = [f" w{i}" for i in range(8)]
-
-
-def models_reply(*ids: str) -> Reply:
-    return Reply.json(200, {"object": "list", "data": [{"id": i, "object": "model", "owned_by": "vllm"} for i in ids]})
-
-
-def serve(server: ScriptedServer, completion: Reply | None = None, models: Reply | None = None) -> ScriptedServer:
-    server.route("GET", MODELS, models or models_reply("m"))
-    server.route("POST", COMPLETIONS, completion or text_reply(WORDS, delay=0.05))
-    return server
-
-
-def env(base: str | None, **extra: str | None) -> dict[str, str | None]:
-    out: dict[str, str | None] = {"ACS_API_KEY": KEY, "ACS_MODEL": "m"}
-    if base is not None:
-        out["ACS_API_BASE"] = base
-    out.update(extra)
-    return out
-
-
-def doctor(args: list[str], environment: dict[str, str | None], timeout: float = 60) -> subprocess.CompletedProcess:
-    r = run_acs(["doctor", *args], env=environment, timeout=timeout)
-    assert "Traceback" not in r.stderr, r.stderr
-    assert KEY not in r.stdout and KEY not in r.stderr, "the key leaked"
-    assert "\x1b" not in r.stdout and "\x1b" not in r.stderr, "escape codes in piped output"
-    return r
-
-
-def doctor_json(args: list[str], environment: dict[str, str | None], timeout: float = 60) -> tuple[int, dict[str, Any], dict[str, dict[str, Any]]]:
-    r = doctor([*args, "--json"], environment, timeout)
-    payload = json.loads(r.stdout)
-    assert set(payload) >= {"ok", "base_url", "checks"}
-    assert payload["ok"] == (r.returncode == 0)
-    checks = {c["name"]: c for c in payload["checks"]}
-    assert [c["name"] for c in payload["checks"]] == list(NAMES) or payload["checks"][0]["name"] == "settings"
-    for c in payload["checks"]:
-        assert set(c) == {"name", "status", "detail", "hint", "seconds"}
-        assert c["status"] in MARKS
-        assert (c["hint"] is not None) == (c["status"] in ("warn", "fail")), c
-    return r.returncode, payload, checks
-
-
-def text_checks(stdout: str) -> dict[str, tuple[str, str, str | None]]:
-    """name -> (status, detail, hint) from the checklist's lines."""
-    out: dict[str, tuple[str, str, str | None]] = {}
-    status_of = {mark: status for status, mark in MARKS.items()}
-    lines = stdout.splitlines()
-    for i, line in enumerate(lines):
-        if not line or line[0] not in status_of:
-            continue
-        rest = line[2:]
-        name = next(n for n in sorted(NAMES, key=len, reverse=True) if rest.startswith(n))
-        hint = None
-        if i + 1 < len(lines) and lines[i + 1].lstrip().startswith("hint: "):
-            hint = lines[i + 1].strip()[len("hint: ") :]
-        out[name] = (status_of[line[0]], rest[len(name) :].strip(), hint)
-    return out
-
-
-def statuses(checks: dict[str, dict[str, Any]]) -> dict[str, str]:
-    return {name: c["status"] for name, c in checks.items()}
-
 
 # ---------------------------------------------------------------------------------------- healthy
 
@@ -116,7 +42,7 @@ def test_healthy_server_passes_every_check(server: ScriptedServer) -> None:
 
 
 def test_healthy_server_json(server: ScriptedServer) -> None:
-    serve(server)
+    serve(server, completion=text_reply(WORDS[:5], delay=0.05))  # a healthy server honours max_tokens 5
     code, payload, checks = doctor_json(["--max-tokens", "5"], env(server.base_url))
     assert code == 0
     assert payload["ok"] is True and payload["base_url"] == server.base_url
@@ -323,11 +249,10 @@ def test_html_answer_is_a_protocol_error(server: ScriptedServer) -> None:
 # ---------------------------------------------------------------------------------------- buffering
 
 
-def buffered(headers: list[tuple[str, str]] | None = None) -> Reply:
+def buffered() -> Reply:
     """What a buffering proxy delivers: nothing for a second, then every frame in one write."""
     whole = b"".join(text_reply(WORDS).segments)
-    kw = {"headers": headers} if headers else {}
-    return Reply(segments=[whole], first_delay=1.0, **kw)
+    return Reply(segments=[whole], first_delay=1.0)
 
 
 def test_buffering_proxy_is_detected(server: ScriptedServer) -> None:
@@ -338,16 +263,6 @@ def test_buffering_proxy_is_detected(server: ScriptedServer) -> None:
     assert status == "warn" and "frames arrive all at once: a proxy is buffering the stream" in detail
     assert hint and "proxy_buffering off;" in hint and "X-Accel-Buffering: no" in hint
     assert "X-Accel-Buffering: no" not in detail
-
-
-def test_buffering_despite_x_accel_buffering_header(server: ScriptedServer) -> None:
-    headers = [("content-type", "text/event-stream"), ("x-accel-buffering", "no")]
-    serve(server, completion=buffered(headers))
-    code, _, checks = doctor_json([], env(server.base_url))
-    assert code == 0
-    assert checks["buffering"]["status"] == "warn"
-    assert "X-Accel-Buffering: no" in checks["buffering"]["detail"]
-    assert "ignores it" in checks["buffering"]["hint"]
 
 
 def test_paced_stream_is_not_buffered(server: ScriptedServer) -> None:
@@ -361,28 +276,11 @@ def test_paced_stream_is_not_buffered(server: ScriptedServer) -> None:
     assert checks["first token"]["seconds"] >= 0.3
 
 
-def test_frames_in_bursts_warn(server: ScriptedServer) -> None:
-    frames = text_reply(WORDS).segments
-    bursts = Reply(segments=[b"".join(frames[:4]), b"".join(frames[4:])], delay=0.4)
-    serve(server, completion=bursts)
-    code, _, checks = doctor_json([], env(server.base_url))
-    assert code == 0
-    assert checks["buffering"]["status"] == "warn" and "bursts" in checks["buffering"]["detail"]
-    assert "proxy_buffering off;" in checks["buffering"]["hint"]
-
-
 def test_silence_past_the_timeout(server: ScriptedServer) -> None:
     serve(server, completion=Reply.sse([vllm_frame(" a")], done=False, end="hang"))
     code, _, checks = doctor_json(["--timeout", "0.5"], env(server.base_url))
     assert code == 5
     assert checks["stream"]["status"] == "fail" and "0.5 s" in checks["stream"]["detail"]
-
-
-def test_too_few_frames_to_judge(server: ScriptedServer) -> None:
-    serve(server, completion=text_reply([" Hi"], first_delay=0.5))
-    code, _, checks = doctor_json([], env(server.base_url))
-    assert code == 0
-    assert checks["buffering"]["status"] == "pass" and "not enough frames to judge" in checks["buffering"]["detail"]
 
 
 # ---------------------------------------------------------------------------------------- terminal
@@ -398,140 +296,3 @@ def test_colour_on_a_terminal_and_no_color(server: ScriptedServer) -> None:
     with PtyRun(["doctor"], env=env(server.base_url, NO_COLOR="1")) as run:
         assert run.wait(60) == 0
         assert "\x1b[" not in run.text and "✓ buffering" in run.text
-
-
-# ---------------------------------------------------------------------------------------- TLS
-
-
-class TLSFront(LoopbackListener):
-    """An HTTPS front on 127.0.0.1: terminates TLS with the given certificate and relays the bytes
-    to a plain loopback server (one thread per connection). Handshakes the client aborts are fine."""
-
-    threaded = True
-    scheme = "https"
-
-    def __init__(self, cert: Path, key: Path, backend_port: int) -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(cert, key)
-        self.backend_port = backend_port
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        try:
-            tls = self.context.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError):
-            conn.close()
-            return
-        backend = socket.create_connection(("127.0.0.1", self.backend_port))
-        try:
-            tls.setblocking(False)
-            backend.setblocking(False)
-            while not self._stop.is_set():
-                ready, _, _ = select.select([tls, backend], [], [], 0.05)
-                pending = [tls] if tls.pending() else []
-                for src in set(ready) | set(pending):
-                    dst = backend if src is tls else tls
-                    try:
-                        data = src.recv(65536)
-                    except (ssl.SSLWantReadError, BlockingIOError):
-                        continue
-                    if not data:
-                        return
-                    dst.setblocking(True)
-                    dst.sendall(data)
-                    dst.setblocking(False)
-        except (ssl.SSLError, OSError):
-            return
-        finally:
-            for s in (tls, backend):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-def make_certificate(directory: Path, days: int) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command is not installed")
-    cert, key = directory / f"cert-{days}.pem", directory / f"key-{days}.pem"
-    done = subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", str(days), "-subj", "/CN=127.0.0.1/O=acs doctor test",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ],
-        capture_output=True,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"openssl cannot make a certificate here: {done.stderr.decode(errors='replace')[:200]}")
-    return cert, key
-
-
-@pytest.fixture
-def https_front(server: ScriptedServer, tmp_path: Path):
-    def start(days: int) -> tuple[TLSFront, Path]:
-        cert, key = make_certificate(tmp_path, days)
-        front = TLSFront(cert, key, server.port)
-        fronts.append(front)
-        return front, cert
-
-    fronts: list[TLSFront] = []
-    serve(server)
-    yield start
-    for front in fronts:
-        front.close()
-
-
-def test_tls_self_signed_certificate_fails_by_default(https_front) -> None:
-    front, _ = https_front(30)
-    code, _, checks = doctor_json([], env(front.base_url, SSL_CERT_FILE=None, SSL_CERT_DIR=None))
-    assert code == 4
-    tls = checks["TLS"]
-    assert tls["status"] == "fail" and "certificate" in tls["detail"] and "self-signed" in tls["detail"]
-    assert "SSL_CERT_FILE" in tls["hint"]
-    assert statuses(checks)["auth"] == "skip"
-
-
-def test_tls_passes_with_ssl_cert_file_and_reports_the_expiry(https_front, server: ScriptedServer) -> None:
-    front, cert = https_front(30)
-    r = doctor([], env(front.base_url, SSL_CERT_FILE=str(cert)))
-    assert r.returncode == 0, r.stdout
-    status, detail, _ = text_checks(r.stdout)["TLS"]
-    assert status == "pass"
-    assert "CN=127.0.0.1" in detail and "O=acs doctor test" in detail
-    assert "(in 29 days)" in detail or "(in 30 days)" in detail
-    assert [q for q in server.requests if q.path == COMPLETIONS][0].headers["authorization"] == f"Bearer {KEY}"
-
-
-def test_tls_certificate_about_to_expire_warns(https_front) -> None:
-    front, cert = https_front(5)
-    code, _, checks = doctor_json([], env(front.base_url, SSL_CERT_FILE=str(cert)))
-    assert code == 0
-    assert checks["TLS"]["status"] == "warn" and "renew" in checks["TLS"]["hint"]
-
-
-class PlainHTTP400(LoopbackListener):
-    """A plain HTTP port that answers anything (a TLS ClientHello too) with 400, as web servers do."""
-
-    def handle(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(2)
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-            except OSError:
-                pass
-
-
-def test_tls_against_a_plain_http_port_fails() -> None:
-    plain = PlainHTTP400()
-    try:
-        code, _, checks = doctor_json([], env(f"https://127.0.0.1:{plain.port}/v1"))
-    finally:
-        plain.close()
-    assert code == 4
-    assert checks["TLS"]["status"] == "fail" and "handshake" in checks["TLS"]["detail"]
-    assert "http://" in checks["TLS"]["hint"]
-    assert checks["TLS"]["seconds"] < 5
