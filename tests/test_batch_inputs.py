@@ -141,3 +141,24 @@ def test_dry_run_prints_counts_and_sends_nothing(tmp_path: Path) -> None:
 def test_dry_run_from_stdin(tmp_path: Path) -> None:
     r = run_acs(["batch", "-", "-o", "out.jsonl", "--dry-run"], cwd=tmp_path, input='{"prompt": "a"}\n{"prompt": "b"}\n')
     assert r.returncode == 0 and r.stdout.startswith("stdin: 2 requests (prompts format)\n")
+
+
+def test_a_new_request_kind_plugs_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chat is refused today; a RequestKind for its url (its own checks, estimate, state and
+    document) is all it takes for chat lines to be read."""
+    from acs_cli.batch import kinds
+
+    chat = kinds.RequestKind(
+        "chat", "/v1/chat/completions", "chat/completions",
+        check=lambda f: [] if isinstance(f.get("messages"), list) and f["messages"] else ["missing messages"],
+        prompt_tokens=lambda f: (sum(len(str(m.get("content", ""))) for m in f["messages"]) // 4, 1),
+        choices=lambda f: f.get("n", 1),
+        make_state=kinds.CompletionState, document=kinds.completion_document,
+    )  # fmt: skip
+    monkeypatch.setitem(kinds.KINDS, chat.url, chat)
+    monkeypatch.delitem(kinds.PENDING, chat.url)
+    raw = json.dumps({"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "hi"}]}})
+    parsed = parse_line(raw.encode(), 1, "batch")
+    assert not isinstance(parsed, list) and parsed is not None and parsed.kind is chat
+    bad = json.dumps({"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"prompt": "x"}})
+    assert parse_line(bad.encode(), 1, "batch") == ["missing messages"]
