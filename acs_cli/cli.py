@@ -276,18 +276,17 @@ def _run(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False)
 BATCH_EPILOG = """\
 Examples:
 
-  acs batch prompts.txt -o results.jsonl                 # one prompt per line
+  acs batch prompts.txt -o results.jsonl
 
-  acs batch requests.jsonl -o results.jsonl --concurrency 64 --rpm 600
-
-  acs batch requests.jsonl -o results.jsonl               # again: resumes, sends only what is missing
+  acs batch requests.jsonl -o results.jsonl -c 64 --rpm 600
 
   acs batch requests.jsonl -o results.jsonl --retry-failed
 
-  acs batch requests.jsonl -o out.jsonl --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
+  acs batch in.jsonl -o out.jsonl --base-url URL1 --base-url URL2
 
-Exit status: 0 every request succeeded; 12 the run finished but some failed; 2 a line is wrong
-(nothing sent); 130 Ctrl-C (everything finished is written: run the same command to resume).
+Running the same command again resumes: only what is not in the output is sent.
+Exit status: 0 every request succeeded; 12 the run finished but some failed;
+2 an invalid input (nothing sent); 130 Ctrl-C (what finished is written).
 """
 
 

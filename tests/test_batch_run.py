@@ -314,3 +314,19 @@ def test_a_finished_output_needs_no_server(tmp_path: Path) -> None:
         assert dead.accepted == 0
     assert again.returncode == 0 and "0 done, 0 failed, 6 skipped as already done" in again.stderr
     assert len(read_results(tmp_path / "out.jsonl")) == 6
+
+
+def test_signal_handlers_are_given_back(tmp_path: Path) -> None:
+    import signal
+
+    def handlers() -> dict:
+        return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+
+    before = handlers()
+    write_prompts(tmp_path / "in.jsonl", prompts(3))
+    server, _ = serve()
+    try:
+        assert batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url).returncode == 0
+    finally:
+        server.close()
+    assert handlers() == before

@@ -16,6 +16,22 @@ from array import array
 _EMPTY = 0
 
 
+def _zeros(size: int) -> array[int]:
+    return array("q", [_EMPTY]) * size  # no temporary bytes object of the same size
+
+
+def count_lines(path: str, limit: int = 1 << 26) -> int:
+    """How many lines a file has (read in 1 MiB blocks), to size a table once; 0 if unreadable."""
+    count = 0
+    try:
+        with open(path, "rb") as f:
+            while count < limit and (block := f.read(1 << 20)):
+                count += block.count(b"\n")
+    except OSError:
+        return 0
+    return min(count, limit)
+
+
 def id_hash(custom_id: str) -> int:
     """The id's 64-bit hash in this process (never 0, the empty slot)."""
     return hash(custom_id) or 1
@@ -27,8 +43,10 @@ class IdSet:
     __slots__ = ("_count", "_size", "_slots")
 
     def __init__(self, capacity: int = 1000) -> None:
-        self._size = max(1024, capacity * 3 // 2)
-        self._slots = array("q", bytes(8 * self._size))
+        """`capacity`: the ids expected (the table is made for them at once: growing it later
+        holds the old table and the new one at the same time)."""
+        self._size = max(1024, capacity * 3 // 2 + 1)
+        self._slots = _zeros(self._size)
         self._count = 0
 
     def __len__(self) -> int:
@@ -68,7 +86,7 @@ class IdSet:
     def _grow(self) -> None:
         old = self._slots
         self._size = self._size * 3 // 2
-        self._slots = array("q", bytes(8 * self._size))
+        self._slots = _zeros(self._size)
         self._count = 0
         for value in old:
             if value != _EMPTY:

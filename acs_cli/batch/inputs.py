@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from acs_cli.batch.ids import IdSet
+from acs_cli.batch.ids import IdSet, count_lines
 from acs_cli.batch.kinds import KINDS, PENDING, RequestKind
 from acs_cli.errors import UsageError
 from acs_cli.request import decode_escapes
@@ -81,6 +81,10 @@ class Source:
     @property
     def name(self) -> str:
         return "stdin" if self.path == "-" else self.path
+
+    def lines_hint(self) -> int:
+        """The number of lines, when the input is a file (to size the id table once)."""
+        return 0 if self.path == "-" else count_lines(self.path)
 
     def first_pass(self) -> Iterator[tuple[int, bytes | None]]:
         if self.path != "-":
@@ -272,7 +276,7 @@ def scan(source: Source, fmt: str, *, escapes: bool = False, default_max_tokens:
         if result is None:
             if raw is not None and not raw.strip():
                 continue
-            result = Scan(fmt if fmt != "auto" else sniff_format(source.path, raw))
+            result = Scan(fmt if fmt != "auto" else sniff_format(source.path, raw), ids=IdSet(source.lines_hint()))
         parsed = parse_line(raw, number, result.format, escapes)
         if parsed is None:
             continue

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from acs_cli.batch.ids import IdSet
+from acs_cli.batch.ids import IdSet, count_lines
 from acs_cli.errors import UsageError
 from acs_cli.sinks.json import dumps
 
@@ -111,6 +111,9 @@ def read_existing(path: str, into: Existing | None = None, cut: bool = True) -> 
     kill interrupted) is cut off the file (`cut`, else only ignored); any other line that is not
     a result is refused."""
     existing = into if into is not None else Existing()
+    if not existing.results and os.path.exists(path):  # size the tables once for what is there
+        lines = count_lines(path)
+        existing.done, existing.failed = IdSet(lines), IdSet(lines // 8)
     try:
         f = open(path, "rb")
     except FileNotFoundError:

@@ -124,8 +124,10 @@ class Runner:
             await asyncio.gather(*workers, return_exceptions=True)
             raise
         finally:
-            for signum in installed:
+            for signum, handler in installed.items():
                 loop.remove_signal_handler(signum)
+                if handler is not None:  # acs's own again (SIGTERM and SIGHUP end a run like Ctrl-C)
+                    signal.signal(signum, handler)
             if ticker is not None:
                 ticker.cancel()
             if self.in_order is not None:
@@ -134,19 +136,24 @@ class Runner:
                 await ep.engine.aclose()
         return self.signal
 
-    def _on_signals(self, loop: asyncio.AbstractEventLoop, main: asyncio.Future[Any]) -> list[int]:
+    def _on_signals(self, loop: asyncio.AbstractEventLoop, main: asyncio.Future[Any]) -> dict[int, Any]:
+        """Ctrl-C, SIGTERM and SIGHUP cancel the run (the handlers they had are given back)."""
+
         def stop(signum: int) -> None:
             if self.signal is None:
                 self.signal = signum
                 main.cancel()
 
-        installed = []
+        installed = {}
         for signum in SIGNALS:
+            before = signal.getsignal(signum)
+            if before is signal.SIG_IGN:
+                continue  # ignored by whoever started acs (nohup): stays ignored
             try:
                 loop.add_signal_handler(signum, stop, int(signum))
-                installed.append(int(signum))
             except (ValueError, RuntimeError, NotImplementedError):
-                pass  # not the main thread: the caller's KeyboardInterrupt still ends the run
+                continue  # not the main thread: the caller's KeyboardInterrupt still ends the run
+            installed[int(signum)] = before
         return installed
 
     async def _tick(self, tick: Callable[[], None]) -> None:
