@@ -302,13 +302,18 @@ def test_help_and_complete_do_not_import_the_batch_machinery() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_a_finished_output_needs_no_server(tmp_path: Path) -> None:
-    write_prompts(tmp_path / "in.jsonl", prompts(6))
+def run_all(tmp_path: Path, n: int) -> None:
+    """A batch of n prompts that all succeed, in.jsonl to out.jsonl."""
+    write_prompts(tmp_path / "in.jsonl", prompts(n))
     server, _ = serve()
     try:
         assert batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url).returncode == 0
     finally:
         server.close()
+
+
+def test_a_finished_output_needs_no_server(tmp_path: Path) -> None:
+    run_all(tmp_path, 6)
     with ClosingListener() as dead:
         again = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", dead.base_url)
         assert dead.accepted == 0
@@ -323,10 +328,5 @@ def test_signal_handlers_are_given_back(tmp_path: Path) -> None:
         return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
     before = handlers()
-    write_prompts(tmp_path / "in.jsonl", prompts(3))
-    server, _ = serve()
-    try:
-        assert batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url).returncode == 0
-    finally:
-        server.close()
+    run_all(tmp_path, 3)
     assert handlers() == before
