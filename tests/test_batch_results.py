@@ -126,3 +126,17 @@ def test_changed_input_refused_unless_force(tmp_path: Path) -> None:
     assert "1 skipped as already done" in forced.stderr
     record = json.loads((tmp_path / "out.jsonl.acs-batch").read_text())
     assert record["format"] == "text" and record["sha256"] != "0" * 64
+
+
+def test_the_errors_file_must_stay_the_same(tmp_path: Path) -> None:
+    from tests.batch_server import http_error, serve
+
+    (tmp_path / "in.txt").write_text("a\nb\n")
+    server, route = serve(lambda p, a: http_error(500) if p == "a" else None)
+    try:
+        first = run_acs(["batch", "in.txt", "-o", "out.jsonl", "--errors", "err.jsonl", "--base-url", server.base_url, "-m", "m"], cwd=tmp_path)
+        other = run_acs(["batch", "in.txt", "-o", "out.jsonl", "--base-url", server.base_url, "-m", "m"], cwd=tmp_path)
+    finally:
+        server.close()
+    assert first.returncode == 12 and other.returncode == 2
+    assert "was started with --errors" in other.stderr and route.requests.total() == 2
