@@ -61,7 +61,7 @@ def _flag_error(exc: Exception, argv: list[str], term: Terminal) -> int:
     if any(arg.split("=", 1)[0] in ("--api-key", "--key", "--token") for arg in argv):
         hint = "the key is read from ACS_API_KEY only, never from the command line"
     else:
-        hint = f"`{command} --help` lists the commands and options"
+        hint = "`acs --help` lists the commands" if command == "acs" else f"`{command} --help` lists its options, with examples"
     term.message(f"acs: error: {message}")
     term.message(f"hint: {hint}")
     code = getattr(exc, "exit_code", 2)

@@ -8,44 +8,22 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from acs_cli import __version__
+from acs_cli import __version__, cli_help
+from acs_cli.cli_help import CONNECTION, INPUT, OUTPUT, REQUEST, AcsCommand, AcsGroup
 from acs_cli.options import CompleteOptions, ConnectionOptions, OutputOptions, ReplayOptions, RequestOptions
 
 app = typer.Typer(
     name="acs",
-    help="Stream text completions from an OpenAI-compatible /v1/completions endpoint (vLLM, llama.cpp, OpenAI).",
+    cls=AcsGroup,
+    help="Stream text completions from an OpenAI-compatible /v1/completions endpoint (vLLM, llama.cpp's llama-server, OpenAI): "
+    "live on a terminal, exact text in a pipe, the bytes on the wire with --raw.",
+    epilog=cli_help.MAIN,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # a traceback's locals could hold the API key
-    rich_markup_mode=None,
+    rich_markup_mode=None,  # plain Click help (acs_cli.cli_help): fast, and no text read as markup
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-COMPLETE_EPILOG = """\
-Examples:
-
-  acs complete -e "Five reasons to learn Rust:\\n1."
-
-  echo "Once upon a time" | acs complete
-
-  cat notes.txt | acs complete "Summary:" > out.txt
-
-  acs complete --raw -i "Hello"          # the wire, like curl -N -i
-
-  acs complete -m llama-8b --max-tokens 80 --param top_k=40 --stop "\\n\\n" -e "Q: why?\\nA:"
-
-Environment: ACS_API_BASE (default http://localhost:8000/v1), ACS_API_KEY, ACS_MODEL, ACS_TIMEOUT.
-"""
-
-REPLAY_EPILOG = """\
-Examples:
-
-  acs replay                              # the bundled sample, paced like a model
-
-  acs complete --raw "Hi" > hi.sse && acs replay hi.sse --delay 0.05
-
-  cat hi.sse | acs replay -
-"""
 
 
 def _version(value: bool) -> None:
@@ -56,67 +34,169 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True)
-    ] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True)] = False,
 ) -> None:
     """Stream text completions from an OpenAI-compatible /v1/completions endpoint."""
 
 
-# option groups shared by several commands
-BaseUrl = Annotated[Optional[str], typer.Option("--base-url", "--api-base", metavar="URL", help="API base URL [env ACS_API_BASE; default http://localhost:8000/v1].")]
-Model = Annotated[Optional[str], typer.Option("--model", "-m", metavar="NAME", help="Model name [env ACS_MODEL; default: the server's only model].")]
+# options shared by several commands; each names its help panel (acs_cli.cli_help)
+BaseUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--base-url",
+        "--api-base",
+        metavar="URL",
+        rich_help_panel=CONNECTION,
+        help="API base URL, default http://localhost:8000/v1; requests go to URL/completions [env ACS_BASE_URL].",
+    ),
+]
+Model = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", metavar="NAME", rich_help_panel=REQUEST, help="Model to ask for [env ACS_MODEL; default: the server's only model]."),
+]
 Timeout = Annotated[
     Optional[str],
-    typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for the first byte and between frames [env ACS_TIMEOUT; default 600].", show_default=False),
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        rich_help_panel=CONNECTION,
+        show_default=False,
+        help="Longest wait for the answer to start and, while it streams, for the next bytes; not a limit on the whole run "
+        "(connecting: at most 10 s) [env ACS_TIMEOUT; default 600].",
+    ),
 ]
-Retries = Annotated[int, typer.Option("--retries", metavar="N", help="Retries on connection failure or 429/502/503/504, before any output.", min=0)]
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        metavar="N",
+        min=0,
+        rich_help_panel=CONNECTION,
+        help="Retries, with backoff, after a refused or reset connection or an HTTP 429, 502, 503 or 504; "
+        "only before any output, never mid-stream [default 2].",
+    ),
+]
 Profile = Annotated[
-    Optional[str], typer.Option("--profile", metavar="NAME", help="Use this profile of the config file [env ACS_PROFILE].", show_default=False)
+    Optional[str],
+    typer.Option("--profile", metavar="NAME", rich_help_panel=CONNECTION, show_default=False, help="Use this profile of the config file [env ACS_PROFILE]."),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No usage line on stderr.")]
-Choice = Annotated[Optional[int], typer.Option("--choice", metavar="INDEX", help="With several choices, print only this index.", min=0)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT, help="No usage line on stderr (failures are still reported).")]
+Choice = Annotated[
+    Optional[int],
+    typer.Option("--choice", metavar="INDEX", min=0, rich_help_panel=OUTPUT, help="With several choices (--n), print only choice INDEX, counted from 0."),
+]
 JsonOutput = Annotated[
-    bool, typer.Option("--json", help="Print one JSON object at the end (choices, usage, timings, error) and nothing else on stdout.")
+    bool,
+    typer.Option(
+        "--json", rich_help_panel=OUTPUT, help="Print one JSON object when the run ends (choices, usage, timings, error), and nothing else on stdout."
+    ),
 ]
-JsonLines = Annotated[bool, typer.Option("--jsonl", help="Print one JSON line per event as it arrives (delta, finish, usage, error, done).")]
-Stats = Annotated[bool, typer.Option("--stats", help="Add time to first token, tokens/s and total time to the usage line.")]
+JsonLines = Annotated[
+    bool, typer.Option("--jsonl", rich_help_panel=OUTPUT, help="Print one JSON line per event as it arrives (delta, finish, usage, error, done).")
+]
+Stats = Annotated[bool, typer.Option("--stats", rich_help_panel=OUTPUT, help="Add time to first token, tokens/s and total time to the usage line.")]
 
 
-@app.command(epilog=COMPLETE_EPILOG)
+@app.command(cls=AcsCommand, epilog=cli_help.COMPLETE, short_help="Stream a completion for a prompt from your server.")
 def complete(
     ctx: typer.Context,
     prompt: Annotated[
         Optional[str],
-        typer.Argument(help="The prompt. `-` or nothing reads stdin; with both, stdin's text comes first.", show_default=False),
+        typer.Argument(
+            metavar="PROMPT",
+            show_default=False,
+            help="The prompt. Without it (or with -) it is read from stdin; with both, stdin's text, a newline, then PROMPT.",
+        ),
     ] = None,
-    escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Turn \\n, \\t and \\\\ in PROMPT and --stop into the characters.")] = False,
+    escapes: Annotated[
+        bool, typer.Option("--escapes", "-e", rich_help_panel=REQUEST, help="Turn \\n, \\t and \\\\ in PROMPT and --stop into newline, tab and backslash.")
+    ] = False,
     model: Model = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", help="Most tokens to generate [default 256, or the profile's].", min=0, show_default=False)] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", help="Sampling temperature.")] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", metavar="P", help="Nucleus sampling probability mass.")] = None,
-    stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Stop string (repeatable).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", metavar="SEED", help="Sampling seed, for reproducible output.")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", "-n", metavar="N", help="Number of choices to generate.", min=1)] = None,
-    logprobs: Annotated[Optional[int], typer.Option("--logprobs", metavar="N", help="Return the top N log probabilities per token.", min=0)] = None,
-    echo: Annotated[bool, typer.Option("--echo", help="Include the prompt in the completion.")] = False,
-    presence_penalty: Annotated[Optional[float], typer.Option("--presence-penalty", metavar="X", help="Penalty for tokens already present.")] = None,
-    frequency_penalty: Annotated[Optional[float], typer.Option("--frequency-penalty", metavar="X", help="Penalty by token frequency.")] = None,
+    max_tokens: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-tokens",
+            metavar="N",
+            min=0,
+            rich_help_panel=REQUEST,
+            show_default=False,
+            help="Most tokens to generate per choice [default 256, or the config file's].",
+        ),
+    ] = None,
+    temperature: Annotated[
+        Optional[float],
+        typer.Option("--temperature", "-t", metavar="T", rich_help_panel=REQUEST, help="Sampling temperature; 0 always picks the likeliest token."),
+    ] = None,
+    top_p: Annotated[
+        Optional[float],
+        typer.Option("--top-p", metavar="P", rich_help_panel=REQUEST, help="Sample only from the likeliest tokens that together reach probability P."),
+    ] = None,
+    stop: Annotated[
+        Optional[list[str]],
+        typer.Option("--stop", metavar="TEXT", rich_help_panel=REQUEST, help="Stop generating at TEXT (repeatable; replaces the config file's list)."),
+    ] = None,
+    seed: Annotated[
+        Optional[int],
+        typer.Option("--seed", metavar="SEED", rich_help_panel=REQUEST, help="Sampling seed, for repeatable output where the server supports it."),
+    ] = None,
+    n: Annotated[
+        Optional[int], typer.Option("--n", "-n", metavar="N", min=1, rich_help_panel=REQUEST, help="Choices to generate for the prompt [default 1].")
+    ] = None,
+    logprobs: Annotated[
+        Optional[int],
+        typer.Option(
+            "--logprobs",
+            metavar="N",
+            min=0,
+            rich_help_panel=REQUEST,
+            help="Ask for each token's log probability and the top N alternatives; a colour terminal colours tokens by it.",
+        ),
+    ] = None,
+    echo: Annotated[bool, typer.Option("--echo", rich_help_panel=REQUEST, help="Ask the server to send the prompt back before the completion.")] = False,
+    presence_penalty: Annotated[
+        Optional[float], typer.Option("--presence-penalty", metavar="X", rich_help_panel=REQUEST, help="Penalty on tokens that already appeared in the text.")
+    ] = None,
+    frequency_penalty: Annotated[
+        Optional[float], typer.Option("--frequency-penalty", metavar="X", rich_help_panel=REQUEST, help="Penalty on tokens by how often they already appeared.")
+    ] = None,
     param: Annotated[
         Optional[list[str]],
-        typer.Option("--param", "-p", metavar="KEY=VALUE", help="Extra request field KEY=VALUE (repeatable); VALUE is JSON when it parses, e.g. top_k=40."),
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            rich_help_panel=REQUEST,
+            help="Any other request field (repeatable); VALUE is JSON when it parses: -p top_k=40 -p ignore_eos=true.",
+        ),
     ] = None,
-    no_usage: Annotated[bool, typer.Option("--no-usage", help="Do not ask for the usage chunk (stream_options).")] = False,
+    no_usage: Annotated[
+        bool,
+        typer.Option(
+            "--no-usage",
+            rich_help_panel=REQUEST,
+            help="Do not ask for a usage chunk (stream_options), for servers that reject it; token counts then come only if the server sends them anyway.",
+        ),
+    ] = False,
     quiet: Quiet = False,
     choice: Choice = None,
     json_output: JsonOutput = False,
     jsonl_output: JsonLines = False,
     stats: Stats = False,
     logprobs_table: Annotated[
-        bool, typer.Option("--logprobs-table", help="After the text, each token's probability and top alternatives, on stderr (implies --logprobs 5).")
+        bool,
+        typer.Option(
+            "--logprobs-table",
+            rich_help_panel=OUTPUT,
+            help="After the text, each token's probability and top alternatives, on stderr (asks for --logprobs 5 unless given).",
+        ),
     ] = False,
-    raw: Annotated[bool, typer.Option("--raw", help="Print the response body exactly as received, like curl -N.")] = False,
-    include: Annotated[bool, typer.Option("--include", "-i", help="With --raw, print the status line and headers first.")] = False,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", rich_help_panel=OUTPUT, help="Print the response body exactly as received, like curl -N; the exit status still reports failures."
+        ),
+    ] = False,
+    include: Annotated[bool, typer.Option("--include", "-i", rich_help_panel=OUTPUT, help="With --raw, print the status line and headers first.")] = False,
     base_url: BaseUrl = None,
     timeout: Timeout = None,
     retries: Retries = 2,
@@ -157,26 +237,43 @@ def complete(
     _run(ctx, lambda term: run_complete(opts, term), usage=True)
 
 
-@app.command(epilog=REPLAY_EPILOG)
+@app.command(cls=AcsCommand, epilog=cli_help.REPLAY, short_help="Replay a --raw capture, or a bundled sample: no server needed.")
 def replay(
     ctx: typer.Context,
     file: Annotated[
         Optional[str],
-        typer.Argument(help="A capture made with `acs complete --raw`; `-` reads stdin; none replays a bundled sample.", show_default=False),
+        typer.Argument(metavar="FILE", show_default=False, help="A capture made with acs complete --raw > FILE; - reads stdin; none replays a bundled sample."),
     ] = None,
-    delay: Annotated[Optional[float], typer.Option("--delay", metavar="SECONDS", help="Seconds between frames [default 0; 0.04 for the sample].", min=0)] = None,
-    n: Annotated[Optional[int], typer.Option("--n", "-n", metavar="N", help="Choices the capture holds.", min=1)] = None,
+    delay: Annotated[
+        Optional[float],
+        typer.Option("--delay", metavar="SECONDS", min=0, rich_help_panel=INPUT, help="Pause between frames [default 0; 0.04 for the bundled sample]."),
+    ] = None,
+    n: Annotated[
+        Optional[int],
+        typer.Option(
+            "--n",
+            "-n",
+            metavar="N",
+            min=1,
+            rich_help_panel=INPUT,
+            help="Choices the capture was made with (its --n): the replay is complete only when each of them finished [default 1].",
+        ),
+    ] = None,
     quiet: Quiet = False,
     choice: Choice = None,
     json_output: JsonOutput = False,
     jsonl_output: JsonLines = False,
     stats: Stats = False,
-    logprobs: Annotated[bool, typer.Option("--logprobs", help="Colour tokens by probability, from the capture's own logprobs.")] = False,
+    logprobs: Annotated[
+        bool, typer.Option("--logprobs", rich_help_panel=OUTPUT, help="On a colour terminal, colour tokens by probability, from the capture's own logprobs.")
+    ] = False,
     logprobs_table: Annotated[
-        bool, typer.Option("--logprobs-table", help="After the text, each token's probability and top alternatives, on stderr.")
+        bool, typer.Option("--logprobs-table", rich_help_panel=OUTPUT, help="After the text, each token's probability and top alternatives, on stderr.")
     ] = False,
 ) -> None:
-    """Replay a --raw capture through the same parser and renderer as a live stream."""
+    """Replay a --raw capture through the same parser and renderer as a live stream.
+
+    Without FILE it replays a bundled sample: a way to see acs work before you have a server."""
     from acs_cli.commands.replay import replay as run_replay
 
     output = OutputOptions(quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table)
@@ -184,10 +281,10 @@ def replay(
     _run(ctx, lambda term: run_replay(opts, term), usage=True)
 
 
-@app.command()
+@app.command(cls=AcsCommand, epilog=cli_help.MODELS, short_help="List the models the server serves.")
 def models(
     ctx: typer.Context,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the server's model list as JSON.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT, help="Print the server's answer to GET /models as JSON.")] = False,
     base_url: BaseUrl = None,
     timeout: Timeout = None,
     retries: Retries = 2,
@@ -200,11 +297,17 @@ def models(
     _run(ctx, lambda term: list_models(conn, json_output, term))
 
 
-config_app = typer.Typer(help="Show the configuration acs would use, and where it lives.", no_args_is_help=True)
+config_app = typer.Typer(
+    cls=AcsGroup,
+    help="Show the settings acs would use and where each comes from, and the config file's path.",
+    short_help="Show the settings acs would use, and the config file's path.",
+    epilog=cli_help.CONFIG,
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 
 
-@config_app.command("show")
+@config_app.command("show", cls=AcsCommand, epilog=cli_help.CONFIG_SHOW, short_help="Every setting acs would use, and where it came from.")
 def config_show(
     ctx: typer.Context,
     profile: Profile = None,
@@ -218,22 +321,31 @@ def config_show(
     _run(ctx, lambda term: show(term, profile=profile, api_base=base_url, model=model, timeout=timeout))
 
 
-@config_app.command("path")
+@config_app.command("path", cls=AcsCommand, epilog=cli_help.CONFIG_PATH, short_help="The config file's path.")
 def config_path_command(ctx: typer.Context) -> None:
-    """Print the config file's path."""
+    """Print the config file's path (ACS_CONFIG, else $XDG_CONFIG_HOME/acs/config.toml), whether it exists or not."""
     from acs_cli.config import config_path
 
     _run(ctx, lambda term: term.write_out(f"{config_path()}\n".encode("utf-8", "surrogateescape")) or 0)
 
 
-@app.command()
+@app.command(cls=AcsCommand, epilog=cli_help.DOCTOR, short_help="Check the server step by step and say what is wrong.")
 def doctor(
     ctx: typer.Context,
     base_url: BaseUrl = None,
     model: Model = None,
     timeout: Timeout = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", metavar="N", help="Tokens the probe completion asks for.", min=1)] = 16,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            "--max-tokens",
+            metavar="N",
+            min=1,
+            rich_help_panel=REQUEST,
+            help="Tokens the probe completion asks for; more frames judge buffering better [default 16].",
+        ),
+    ] = 16,
+    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT, help="Print the checks as one JSON object on stdout.")] = False,
     profile: Profile = None,
 ) -> None:
     """Check the server step by step (URL, DNS, TCP, TLS, key, model, a streamed probe, buffering proxies)."""
@@ -244,12 +356,12 @@ def doctor(
     _run(ctx, lambda term: diagnose(opts, term))
 
 
-@app.command()
+@app.command(cls=AcsCommand, epilog=cli_help.COMPLETION, short_help="Print the shell completion script for bash, zsh or fish.")
 def completion(
     ctx: typer.Context,
-    shell: Annotated[str, typer.Argument(help="bash, zsh or fish.")],
+    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh or fish.")],
 ) -> None:
-    """Print the shell completion script (the same as the files in completions/)."""
+    """Print the shell completion script for bash, zsh or fish; save it where your shell looks for one."""
     from acs_cli.errors import UsageError
     from acs_cli.shell_completion import script
 

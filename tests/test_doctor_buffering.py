@@ -131,7 +131,7 @@ def test_model_none_configured_and_one_served_is_used() -> None:
 def test_model_none_configured_and_none_served_masks_the_password() -> None:
     check, model = judge.judge_model([], None, "http://bob:hunter2@h/v1")
     assert model is None and check.exit_status == 3
-    assert "hunter2" not in check.detail and "http://bob:***@h/v1 lists none" in check.detail
+    assert "hunter2" not in check.detail and "http://***@h/v1 lists none" in check.detail
 
 
 def test_model_none_configured_and_many_served_lists_twenty() -> None:

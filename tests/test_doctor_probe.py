@@ -136,8 +136,8 @@ def test_a_password_in_the_base_url_is_masked_everywhere(server: ScriptedServer)
         r = doctor(args, env(base))
         assert r.returncode == 3, r.stdout
         assert "hunter2" not in r.stdout + r.stderr
-        assert "bob:***@127.0.0.1" in r.stdout
-    assert json.loads(r.stdout)["base_url"] == base.replace("hunter2", "***")
+        assert "http://***@127.0.0.1" in r.stdout and "bob" not in r.stdout
+    assert json.loads(r.stdout)["base_url"] == base.replace("bob:hunter2", "***")
 
 
 @pytest.mark.parametrize(

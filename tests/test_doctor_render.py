@@ -152,8 +152,8 @@ def test_a_password_in_a_url_is_masked_in_every_line_and_in_json() -> None:
     data = render_json(r).decode()
     for shown in (out, data):
         assert "hunter2" not in shown
-        assert shown.count("http://bob:***@gpu-box:8000/v1") == 4
-    assert json.loads(data)["base_url"] == "http://bob:***@gpu-box:8000/v1"
+        assert shown.count("http://***@gpu-box:8000/v1") == 4
+    assert json.loads(data)["base_url"] == "http://***@gpu-box:8000/v1"
 
 
 def test_the_key_is_redacted_everywhere() -> None:
@@ -166,8 +166,8 @@ def test_the_key_is_redacted_everywhere() -> None:
 @pytest.mark.parametrize(
     "text, shown",
     [
-        ("https://u:p@h/x and ftp://a:b@c", "https://u:***@h/x and ftp://a:***@c"),
-        ("http://user@host/ keeps a user without a password", "http://user@host/ keeps a user without a password"),
+        ("https://u:p@h/x and ftp://a:b@c", "https://***@h/x and ftp://***@c"),
+        ("http://user@host/ a lone user may be a token", "http://***@host/ a lone user may be a token"),
         ("no url: a:b@c", "no url: a:b@c"),
         ("tab\tand\nnewline stay", "tab\tand\nnewline stay"),
     ],

@@ -70,18 +70,23 @@ def project_files() -> list[str]:
     return [name for name in done.stdout.decode().split("\0") if name and (REPO_ROOT / name).is_file()]
 
 
+def fresh_copy(copy: Path) -> Path:
+    """The project as a fresh clone would have it, in `copy`."""
+    for name in project_files():
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    return copy
+
+
 def test_install_and_run_command_works_on_a_fresh_copy(tmp_path: Path) -> None:
     blocks = [b for b in sh_blocks(section("Install and run")) if "acs replay" in b]
     assert len(blocks) == 1
     command = command_lines(blocks[0])
     assert len(command) == 1
-    copy = tmp_path / "acs"
-    for name in project_files():
-        target = copy / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, target)
+    copy = fresh_copy(tmp_path / "acs")
     # a person's environment: PATH (for python3) and HOME, no ACS_API_BASE, and pip's own settings
-    env = acs_env({"ACS_API_BASE": None, "PYTHONPATH": None}, home=tmp_path)
+    env = acs_env({"ACS_BASE_URL": None, "ACS_API_BASE": None, "PYTHONPATH": None}, home=tmp_path)
     for name, value in os.environ.items():
         if name.startswith("PIP_"):
             env[name] = value
@@ -94,6 +99,17 @@ def test_install_and_run_command_works_on_a_fresh_copy(tmp_path: Path) -> None:
     assert out.startswith(SAMPLE_START), out[:300]
     assert SAMPLE_USAGE in err
     assert (copy / ".venv" / "bin" / "acs").exists()
+    # the command left `acs` runnable by name: it called it so, and activation finds this one
+    assert re.search(r"(?:then|else|&&|;)\s+acs ", command[0]) and ".venv/bin/acs" not in command[0]
+    found = subprocess.run(["bash", "-c", ". .venv/bin/activate && command -v acs"], cwd=copy, env=env, capture_output=True, text=True, timeout=60)
+    assert found.stdout.strip() == str(copy / ".venv" / "bin" / "acs"), found.stderr
+
+
+def test_install_section_says_how_to_get_acs_on_the_path() -> None:
+    text = " ".join(section("Install and run").split())
+    for way in ("pipx install .", "uv tool install .", ". .venv/bin/activate"):
+        assert f"`{way}`" in text, way
+    assert "`acs doctor`" in text
 
 
 def _acs_invocations(line: str) -> list[list[str]]:
