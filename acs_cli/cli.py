@@ -387,51 +387,45 @@ def _run(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False)
 
 BATCH_EPILOG = """\
 Examples:
-
   acs batch prompts.txt -o results.jsonl
-
   acs batch requests.jsonl -o results.jsonl -c 64 --rpm 600
-
+  acs batch requests.jsonl -o results.jsonl     # again: sends what is missing
   acs batch requests.jsonl -o results.jsonl --retry-failed
+  acs batch requests.jsonl -o results.jsonl --profile gpu1 --profile gpu2
+  seq 100 | sed 's/^/Count to /' | acs batch - -o counts.jsonl --dry-run
 
-  acs batch in.jsonl -o out.jsonl --base-url URL1 --base-url URL2
-
-Running the same command again resumes: only what is not in the output is sent.
 Exit status: 0 every request succeeded; 12 the run finished but some failed;
-2 an invalid input (nothing sent); 130 Ctrl-C (what finished is written).
-"""
+2 an invalid input (nothing sent); 130 Ctrl-C (what finished is written)."""
 
 
-@app.command(epilog=BATCH_EPILOG)
+@app.command(cls=AcsCommand, epilog=BATCH_EPILOG, short_help="Run a file of prompts or batch requests: resumable, retried.")
 def batch(
     ctx: typer.Context,
-    input: Annotated[str, typer.Argument(metavar="INPUT", help="OpenAI batch JSONL, {\"prompt\": …} JSONL, or text with one prompt per line; `-` reads stdin.")],
-    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="Results, one JSON line per request (OpenAI's batch output); appended to, and resumed from.")],
-    errors: Annotated[Optional[str], typer.Option("--errors", metavar="FILE", help="Write the failed requests' lines here instead of to the output.")] = None,
-    input_format: Annotated[str, typer.Option("--format", metavar="FORMAT", help="auto, batch, prompts or text.")] = "auto",
-    escapes: Annotated[bool, typer.Option("--escapes", "-e", help="Text input: turn \\n, \\t and \\\\ in each line into the characters.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate, print the counts and the estimated tokens, send nothing.")] = False,
-    ordered: Annotated[bool, typer.Option("--ordered", help="Write results in input order (default: as they finish).")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Resume an output even though the input changed since it was started.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Send again the requests that failed in earlier runs.")] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", metavar="N", help="Requests in flight at once.", min=1)] = 32,
-    rpm: Annotated[Optional[float], typer.Option("--rpm", metavar="N", help="At most N requests per minute.", min=0.001)] = None,
-    tpm: Annotated[Optional[float], typer.Option("--tpm", metavar="N", help="At most N tokens per minute (estimated: prompt characters / 4 + max_tokens).", min=0.001)] = None,
-    retries: Annotated[int, typer.Option("--retries", metavar="N", help="Retries per request on connection failure, timeout, cut stream or 429/502/503/504.", min=0)] = 5,
-    base_url: Annotated[
-        Optional[list[str]], typer.Option("--base-url", "--api-base", metavar="URL", help="API base URL; repeat it to spread the requests over several servers [env ACS_API_BASE].")
-    ] = None,
-    profile: Annotated[Optional[list[str]], typer.Option("--profile", metavar="NAME", help="Profile of the config file; repeat it for several servers [env ACS_PROFILE].")] = None,
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="OpenAI batch JSONL, {\"prompt\": …} JSONL, or one prompt per line; - reads stdin.")],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", rich_help_panel=OUTPUT, help="Results, one OpenAI batch output line per request; appended to, resumed from.")],
+    errors: Annotated[Optional[str], typer.Option("--errors", metavar="FILE", rich_help_panel=OUTPUT, help="Write the failed requests' lines here instead.")] = None,
+    ordered: Annotated[bool, typer.Option("--ordered", rich_help_panel=OUTPUT, help="Write results in input order, not as they finish.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", rich_help_panel=OUTPUT, help="Send again the requests that failed in earlier runs.")] = False,
+    force: Annotated[bool, typer.Option("--force", rich_help_panel=OUTPUT, help="Resume the output even though the input changed since it was started.")] = False,
+    input_format: Annotated[str, typer.Option("--format", metavar="FORMAT", rich_help_panel=INPUT, help="batch, prompts or text [default auto: from the first line].")] = "auto",
+    escapes: Annotated[bool, typer.Option("--escapes", "-e", rich_help_panel=INPUT, help="Text input: \\n, \\t and \\\\ in a line become newline, tab, backslash.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=INPUT, help="Validate, print the counts and estimated tokens, send nothing.")] = False,
     model: Model = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", min=0, rich_help_panel=REQUEST, help="max_tokens for lines that give none [default 256, or the profile's].")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", rich_help_panel=REQUEST, help="Temperature for lines that give none.")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", metavar="P", rich_help_panel=REQUEST, help="top_p for lines that give none.")] = None,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", rich_help_panel=REQUEST, help="Stop string for lines that give none (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", metavar="SEED", rich_help_panel=REQUEST, help="Sampling seed for lines that give none.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE", rich_help_panel=REQUEST, help="Request field for lines that give none (repeatable); VALUE is JSON when it parses.")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option("--base-url", "--api-base", metavar="URL", rich_help_panel=CONNECTION, help="API base URL; repeat it to share the requests among servers [env ACS_BASE_URL].")] = None,
+    profile: Annotated[Optional[list[str]], typer.Option("--profile", metavar="NAME", rich_help_panel=CONNECTION, help="Profile of the config file; repeat it for several servers [env ACS_PROFILE].")] = None,
     timeout: Timeout = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", help="Default max_tokens for lines that give none [default 256, or the profile's].", min=0, show_default=False)] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", help="Default sampling temperature.")] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", metavar="P", help="Default nucleus sampling probability mass.")] = None,
-    stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", help="Default stop string (repeatable).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", metavar="SEED", help="Default sampling seed.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE", help="Default extra request field (repeatable); VALUE is JSON when it parses.")] = None,
-) -> None:
-    """Run a file of prompts or OpenAI batch requests: resumable, retried, spread over several servers."""
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", metavar="N", min=1, rich_help_panel=CONNECTION, help="Requests in flight at once [default 32].")] = 32,
+    rpm: Annotated[Optional[float], typer.Option("--rpm", metavar="N", min=0.001, rich_help_panel=CONNECTION, help="At most N requests a minute.")] = None,
+    tpm: Annotated[Optional[float], typer.Option("--tpm", metavar="N", min=0.001, rich_help_panel=CONNECTION, help="At most N tokens a minute (prompt characters / 4 + max_tokens).")] = None,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", min=0, rich_help_panel=CONNECTION, help="Retries a request after no connection, a timeout, a cut stream or HTTP 429, 502, 503, 504 [default 5].")] = 5,
+) -> None:  # fmt: skip
+    """Run every request of a file against your servers, results in OpenAI's batch output format; resumable."""
     from acs_cli.batch.options import BatchOptions
     from acs_cli.commands.batch import batch as run_batch
 

@@ -11,10 +11,16 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "complete completion config doctor models replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "batch complete completion config doctor models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
+        batch)
+            case "$prev" in --output|-o|--errors|--format|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--param|-p|--base-url|--api-base|--profile|--timeout|--concurrency|-c|--rpm|--tpm|--retries) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--output -o --errors --ordered --retry-failed --force --format --escapes -e --dry-run --model -m --max-tokens --temperature -t --top-p --stop --seed --param -p --base-url --api-base --profile --timeout --concurrency -c --rpm --tpm --retries --help -h" -- "$cur"))
+            fi
+            ;;
         complete)
             case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
