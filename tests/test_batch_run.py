@@ -330,3 +330,26 @@ def test_signal_handlers_are_given_back(tmp_path: Path) -> None:
     before = handlers()
     run_all(tmp_path, 3)
     assert handlers() == before
+
+
+def test_several_choices_and_logprobs_in_the_answer_object(tmp_path: Path) -> None:
+    from tests.cliutil import COMPLETIONS
+    from tests.sse_server import ScriptedServer, vllm_frame
+
+    (tmp_path / "in.jsonl").write_text(json.dumps({"custom_id": "x", "prompt": "p", "n": 2, "logprobs": 1}) + "\n")
+    lp = {"tokens": ["a"], "token_logprobs": [-0.5], "top_logprobs": [{"a": -0.5}], "text_offset": [0]}
+    with ScriptedServer() as server:
+        frames = [vllm_frame("a", index=0, logprobs=lp), vllm_frame("b", index=1), vllm_frame("c", index=0, finish_reason="stop", logprobs=lp), vllm_frame("d", index=1, finish_reason="length")]
+        server.route("POST", COMPLETIONS, _sse(frames))
+        r = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url)
+    assert r.returncode == 0, r.stderr
+    (result,) = read_results(tmp_path / "out.jsonl")
+    choices = result["response"]["body"]["choices"]
+    assert [(c["index"], c["text"], c["finish_reason"]) for c in choices] == [(0, "ac", "stop"), (1, "bd", "length")]
+    assert choices[0]["logprobs"]["tokens"] == ["a", "a"] and choices[1]["logprobs"] is None
+
+
+def _sse(frames: list[bytes]):
+    from tests.sse_server import Reply, usage_frame
+
+    return Reply.sse([*frames, usage_frame(2, 4)])
