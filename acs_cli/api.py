@@ -77,8 +77,9 @@ class Api:
     def url(self, path: str) -> str:
         return f"{self.base}/{path}"
 
-    def open_completion(self, body: dict[str, Any], *, accept_errors: bool = False) -> httpx.Response:
-        """POST the request and return the streaming response once a 2xx status arrived.
+    def open_completion(self, body: dict[str, Any], *, accept_errors: bool = False, path: str = "completions") -> httpx.Response:
+        """POST the request (to `path` under the base URL: `chat/completions` for chat) and
+        return the streaming response once a 2xx status arrived.
 
         Connection failures and 429/502/503/504 are retried with backoff, honouring Retry-After,
         but only here, before any byte of the body was read: a retry later would repeat output.
@@ -86,7 +87,7 @@ class Api:
         content = json.dumps(body, ensure_ascii=False).encode()
         request = self.client.build_request(
             "POST",
-            self.url("completions"),
+            self.url(path),
             content=content,
             headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
         )
@@ -304,7 +305,8 @@ def http_error(
         elif not base.rstrip("/").endswith("/v1"):
             hint = f"check ACS_API_BASE: OpenAI-compatible servers usually live under /v1 (try {base.rstrip('/')}/v1)"
         else:
-            hint = "check ACS_API_BASE: the server has no /completions endpoint there"
+            endpoint = "/chat/completions" if response.request.url.path.endswith("/chat/completions") else "/completions"
+            hint = f"check ACS_API_BASE: the server has no {endpoint} endpoint there"
     elif status == 429:
         hint = "the server is rate limiting: wait and retry, or raise --retries"
     elif status >= 500:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError, ConnectError, IncompleteStream, ProtocolError, TimedOut
-from acs_cli.records import Delta, Record
+from acs_cli.records import Delta, Reasoning, Record, ToolCallDelta
 from acs_cli.sse import SSEParser
 from acs_cli.text import shorten
 
@@ -85,14 +85,7 @@ def pump(chunks: Iterable[bytes], state: CompletionState, sink: Sink, timeline: 
                 continue
             records = state.feed(events)
             if records:
-                texts = 0
-                for r in records:
-                    if type(r) is Delta and r.text:
-                        texts += 1
-                if texts:
-                    timeline.text_frames += texts
-                    if timeline.first_text is None:
-                        timeline.first_text = clock()
+                note_output(records, timeline, clock)
                 sink.write(records)
             if state.stopped:
                 break
@@ -101,13 +94,36 @@ def pump(chunks: Iterable[bytes], state: CompletionState, sink: Sink, timeline: 
         timeline.last_byte = clock()
 
 
+def note_output(records: list[Record], timeline: Timeline, clock: Callable[[], float]) -> None:
+    """Count the (frame, choice) pieces of one read that carried generated output (the token
+    estimate without usage) and note when the first came: text, and for chat reasoning and tool
+    calls too (`first_text`), with the first reasoning and the first answer text apart."""
+    texts = others = 0
+    for r in records:
+        kind = type(r)
+        if kind is Delta:
+            if r.text:  # type: ignore[union-attr]
+                texts += 1
+        elif kind is Reasoning:
+            others += 1
+            if timeline.first_reasoning is None:
+                timeline.first_reasoning = clock()
+        elif kind is ToolCallDelta:
+            others += 1
+    if texts or others:
+        timeline.text_frames += texts + others
+        if timeline.first_text is None or (texts and timeline.first_answer is None):
+            now = clock()
+            if timeline.first_text is None:
+                timeline.first_text = now
+            if texts and timeline.first_answer is None:
+                timeline.first_answer = now
+
+
 def feed_document(body: bytes, state: CompletionState, sink: Sink, timeline: Timeline) -> None:
     records = parse_document(body, state)
     timeline.last_byte = time.perf_counter()
-    texts = sum(1 for r in records if type(r) is Delta and r.text)
-    if texts:
-        timeline.text_frames += texts
-        timeline.first_text = timeline.last_byte
+    note_output(records, timeline, lambda: timeline.last_byte or 0.0)
     if state.failure is None:
         sink.write(records)
 

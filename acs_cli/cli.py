@@ -9,7 +9,34 @@ from typing import Annotated, Any, Optional
 import typer
 
 from acs_cli import __version__, cli_help
-from acs_cli.cli_help import CONNECTION, INPUT, OUTPUT, REQUEST, AcsCommand, AcsGroup
+from acs_cli.cli_help import INPUT, OUTPUT, REQUEST, AcsCommand, AcsGroup
+from acs_cli.cli_options import (
+    BaseUrl,
+    Choice,
+    Choices,
+    FrequencyPenalty,
+    Include,
+    JsonLines,
+    JsonOutput,
+    Logprobs,
+    LogprobsTable,
+    MaxTokens,
+    Model,
+    NoUsage,
+    Params,
+    PresencePenalty,
+    Profile,
+    Quiet,
+    Raw,
+    Reasoning,
+    Retries,
+    Seed,
+    Stats,
+    Stop,
+    Temperature,
+    Timeout,
+    TopP,
+)
 from acs_cli.options import CompleteOptions, ConnectionOptions, OutputOptions, ReplayOptions, RequestOptions
 
 app = typer.Typer(
@@ -39,64 +66,6 @@ def main(
     """Stream text completions from an OpenAI-compatible /v1/completions endpoint."""
 
 
-# options shared by several commands; each names its help panel (acs_cli.cli_help)
-BaseUrl = Annotated[
-    Optional[str],
-    typer.Option(
-        "--base-url",
-        "--api-base",
-        metavar="URL",
-        rich_help_panel=CONNECTION,
-        help="API base URL, default http://localhost:8000/v1; requests go to URL/completions [env ACS_BASE_URL].",
-    ),
-]
-Model = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", metavar="NAME", rich_help_panel=REQUEST, help="Model to ask for [env ACS_MODEL; default: the server's only model]."),
-]
-Timeout = Annotated[
-    Optional[str],
-    typer.Option(
-        "--timeout",
-        metavar="SECONDS",
-        rich_help_panel=CONNECTION,
-        show_default=False,
-        help="Longest wait for the answer to start and, while it streams, for the next bytes; not a limit on the whole run "
-        "(connecting: at most 10 s) [env ACS_TIMEOUT; default 600].",
-    ),
-]
-Retries = Annotated[
-    int,
-    typer.Option(
-        "--retries",
-        metavar="N",
-        min=0,
-        rich_help_panel=CONNECTION,
-        help="Retries, with backoff, after a refused or reset connection or an HTTP 429, 502, 503 or 504; "
-        "only before any output, never mid-stream [default 2].",
-    ),
-]
-Profile = Annotated[
-    Optional[str],
-    typer.Option("--profile", metavar="NAME", rich_help_panel=CONNECTION, show_default=False, help="Use this profile of the config file [env ACS_PROFILE]."),
-]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT, help="No usage line on stderr (failures are still reported).")]
-Choice = Annotated[
-    Optional[int],
-    typer.Option("--choice", metavar="INDEX", min=0, rich_help_panel=OUTPUT, help="With several choices (--n), print only choice INDEX, counted from 0."),
-]
-JsonOutput = Annotated[
-    bool,
-    typer.Option(
-        "--json", rich_help_panel=OUTPUT, help="Print one JSON object when the run ends (choices, usage, timings, error), and nothing else on stdout."
-    ),
-]
-JsonLines = Annotated[
-    bool, typer.Option("--jsonl", rich_help_panel=OUTPUT, help="Print one JSON line per event as it arrives (delta, finish, usage, error, done).")
-]
-Stats = Annotated[bool, typer.Option("--stats", rich_help_panel=OUTPUT, help="Add time to first token, tokens/s and total time to the usage line.")]
-
-
 @app.command(cls=AcsCommand, epilog=cli_help.COMPLETE, short_help="Stream a completion for a prompt from your server.")
 def complete(
     ctx: typer.Context,
@@ -112,91 +81,26 @@ def complete(
         bool, typer.Option("--escapes", "-e", rich_help_panel=REQUEST, help="Turn \\n, \\t and \\\\ in PROMPT and --stop into newline, tab and backslash.")
     ] = False,
     model: Model = None,
-    max_tokens: Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-tokens",
-            metavar="N",
-            min=0,
-            rich_help_panel=REQUEST,
-            show_default=False,
-            help="Most tokens to generate per choice [default 256, or the config file's].",
-        ),
-    ] = None,
-    temperature: Annotated[
-        Optional[float],
-        typer.Option("--temperature", "-t", metavar="T", rich_help_panel=REQUEST, help="Sampling temperature; 0 always picks the likeliest token."),
-    ] = None,
-    top_p: Annotated[
-        Optional[float],
-        typer.Option("--top-p", metavar="P", rich_help_panel=REQUEST, help="Sample only from the likeliest tokens that together reach probability P."),
-    ] = None,
-    stop: Annotated[
-        Optional[list[str]],
-        typer.Option("--stop", metavar="TEXT", rich_help_panel=REQUEST, help="Stop generating at TEXT (repeatable; replaces the config file's list)."),
-    ] = None,
-    seed: Annotated[
-        Optional[int],
-        typer.Option("--seed", metavar="SEED", rich_help_panel=REQUEST, help="Sampling seed, for repeatable output where the server supports it."),
-    ] = None,
-    n: Annotated[
-        Optional[int], typer.Option("--n", "-n", metavar="N", min=1, rich_help_panel=REQUEST, help="Choices to generate for the prompt [default 1].")
-    ] = None,
-    logprobs: Annotated[
-        Optional[int],
-        typer.Option(
-            "--logprobs",
-            metavar="N",
-            min=0,
-            rich_help_panel=REQUEST,
-            help="Ask for each token's log probability and the top N alternatives; a colour terminal colours tokens by it.",
-        ),
-    ] = None,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    stop: Stop = None,
+    seed: Seed = None,
+    n: Choices = None,
+    logprobs: Logprobs = None,
     echo: Annotated[bool, typer.Option("--echo", rich_help_panel=REQUEST, help="Ask the server to send the prompt back before the completion.")] = False,
-    presence_penalty: Annotated[
-        Optional[float], typer.Option("--presence-penalty", metavar="X", rich_help_panel=REQUEST, help="Penalty on tokens that already appeared in the text.")
-    ] = None,
-    frequency_penalty: Annotated[
-        Optional[float], typer.Option("--frequency-penalty", metavar="X", rich_help_panel=REQUEST, help="Penalty on tokens by how often they already appeared.")
-    ] = None,
-    param: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--param",
-            "-p",
-            metavar="KEY=VALUE",
-            rich_help_panel=REQUEST,
-            help="Any other request field (repeatable); VALUE is JSON when it parses: -p top_k=40 -p ignore_eos=true.",
-        ),
-    ] = None,
-    no_usage: Annotated[
-        bool,
-        typer.Option(
-            "--no-usage",
-            rich_help_panel=REQUEST,
-            help="Do not ask for a usage chunk (stream_options), for servers that reject it; token counts then come only if the server sends them anyway.",
-        ),
-    ] = False,
+    presence_penalty: PresencePenalty = None,
+    frequency_penalty: FrequencyPenalty = None,
+    param: Params = None,
+    no_usage: NoUsage = False,
     quiet: Quiet = False,
     choice: Choice = None,
     json_output: JsonOutput = False,
     jsonl_output: JsonLines = False,
     stats: Stats = False,
-    logprobs_table: Annotated[
-        bool,
-        typer.Option(
-            "--logprobs-table",
-            rich_help_panel=OUTPUT,
-            help="After the text, each token's probability and top alternatives, on stderr (asks for --logprobs 5 unless given).",
-        ),
-    ] = False,
-    raw: Annotated[
-        bool,
-        typer.Option(
-            "--raw", rich_help_panel=OUTPUT, help="Print the response body exactly as received, like curl -N; the exit status still reports failures."
-        ),
-    ] = False,
-    include: Annotated[bool, typer.Option("--include", "-i", rich_help_panel=OUTPUT, help="With --raw, print the status line and headers first.")] = False,
+    logprobs_table: LogprobsTable = False,
+    raw: Raw = False,
+    include: Include = False,
     base_url: BaseUrl = None,
     timeout: Timeout = None,
     retries: Retries = 2,
@@ -209,32 +113,96 @@ def complete(
         prompt=prompt,
         escapes=escapes,
         connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries),
-        request=RequestOptions(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop or [],
-            seed=seed,
-            n=n,
-            logprobs=logprobs,
-            echo=echo,
-            presence_penalty=presence_penalty,
-            frequency_penalty=frequency_penalty,
-            params=param or [],
-            usage=not no_usage,
-        ),
-        output=OutputOptions(
-            quiet=quiet,
-            choice=choice,
-            json=json_output,
-            jsonl=jsonl_output,
-            stats=stats,
-            logprobs_table=logprobs_table,
-            raw=raw,
-            include_headers=include,
-        ),
+        request=_request(max_tokens, temperature, top_p, stop, seed, n, logprobs, presence_penalty, frequency_penalty, param, no_usage, echo),
+        output=_output(quiet, choice, json_output, jsonl_output, stats, logprobs_table, raw, include),
     )
     _run(ctx, lambda term: run_complete(opts, term), usage=True)
+
+
+# chat's own options
+ChatPrompt = Annotated[
+    Optional[str],
+    typer.Argument(
+        metavar="PROMPT",
+        show_default=False,
+        help="The user message. Without it (or with -) it is read from stdin; with both, stdin's text, a newline, then PROMPT. "
+        "None while stdin is a terminal: a conversation.",
+    ),
+]
+System = Annotated[Optional[str], typer.Option("--system", metavar="TEXT", rich_help_panel=REQUEST, help="The system message, sent first.")]
+SystemFile = Annotated[Optional[str], typer.Option("--system-file", metavar="FILE", rich_help_panel=INPUT, help="Read the system message from FILE.")]
+Messages = Annotated[
+    Optional[str],
+    typer.Option(
+        "--messages",
+        metavar="FILE",
+        rich_help_panel=INPUT,
+        help="The conversation so far, sent before PROMPT: a JSON array of messages, or one per line (JSONL); - reads stdin.",
+    ),
+]
+Tools = Annotated[Optional[str], typer.Option("--tools", metavar="FILE", rich_help_panel=INPUT, help="Send the tools in FILE (a JSON array) for the model to call.")]
+ChatEscapes = Annotated[
+    bool,
+    typer.Option("--escapes", "-e", rich_help_panel=REQUEST, help="Turn \\n, \\t and \\\\ in PROMPT, --system and --stop into newline, tab and backslash."),
+]
+ChatStats = Annotated[
+    bool,
+    typer.Option("--stats", rich_help_panel=OUTPUT, help="Add the time to the first reasoning and answer token, tokens/s and total time to the usage line."),
+]
+
+
+@app.command(cls=AcsCommand, epilog=cli_help.CHAT, short_help="Chat with your server's model: answer, reasoning and tool calls as they stream.")
+def chat(
+    ctx: typer.Context,
+    prompt: ChatPrompt = None,
+    system: System = None,
+    system_file: SystemFile = None,
+    messages: Messages = None,
+    tools: Tools = None,
+    escapes: ChatEscapes = False,
+    model: Model = None,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    stop: Stop = None,
+    seed: Seed = None,
+    n: Choices = None,
+    logprobs: Logprobs = None,
+    presence_penalty: PresencePenalty = None,
+    frequency_penalty: FrequencyPenalty = None,
+    param: Params = None,
+    no_usage: NoUsage = False,
+    reasoning: Reasoning = None,
+    quiet: Quiet = False,
+    choice: Choice = None,
+    json_output: JsonOutput = False,
+    jsonl_output: JsonLines = False,
+    stats: ChatStats = False,
+    logprobs_table: LogprobsTable = False,
+    raw: Raw = False,
+    include: Include = False,
+    base_url: BaseUrl = None,
+    timeout: Timeout = None,
+    retries: Retries = 2,
+    profile: Profile = None,
+) -> None:
+    """Chat (POST /chat/completions): the answer live on a terminal, exact text in a pipe, reasoning and tool calls as they stream."""
+    from acs_cli.commands.chat import chat as run_chat
+    from acs_cli.options import ChatOptions
+
+    opts = ChatOptions(
+        prompt=prompt,
+        escapes=escapes,
+        system=system,
+        system_file=system_file,
+        messages=messages,
+        tools=tools,
+        reasoning=reasoning,
+        connection=ConnectionOptions(base_url=base_url, model=model, timeout=timeout, profile=profile, retries=retries),
+        request=_request(max_tokens, temperature, top_p, stop, seed, n, logprobs, presence_penalty, frequency_penalty, param, no_usage),
+        output=_output(quiet, choice, json_output, jsonl_output, stats, logprobs_table, raw, include),
+    )
+    _run(ctx, lambda term: run_chat(opts, term), usage=True)
 
 
 @app.command(cls=AcsCommand, epilog=cli_help.REPLAY, short_help="Replay a --raw capture, or a bundled sample: no server needed.")
@@ -270,14 +238,19 @@ def replay(
     logprobs_table: Annotated[
         bool, typer.Option("--logprobs-table", rich_help_panel=OUTPUT, help="After the text, each token's probability and top alternatives, on stderr.")
     ] = False,
+    chat: Annotated[
+        bool,
+        typer.Option("--chat", rich_help_panel=INPUT, help="Show it as acs chat does (chat captures are found by themselves); without FILE, a chat sample."),
+    ] = False,
+    reasoning: Reasoning = None,
 ) -> None:
     """Replay a --raw capture through the same parser and renderer as a live stream.
 
     Without FILE it replays a bundled sample: a way to see acs work before you have a server."""
     from acs_cli.commands.replay import replay as run_replay
 
-    output = OutputOptions(quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table)
-    opts = ReplayOptions(source=file, delay=delay, choices=n or 1, output=output, logprobs=logprobs)
+    output = _output(quiet, choice, json_output, jsonl_output, stats, logprobs_table)
+    opts = ReplayOptions(source=file, delay=delay, choices=n or 1, output=output, logprobs=logprobs, chat=chat, reasoning=reasoning)
     _run(ctx, lambda term: run_replay(opts, term), usage=True)
 
 
@@ -346,13 +319,17 @@ def doctor(
         ),
     ] = 16,
     json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT, help="Print the checks as one JSON object on stdout.")] = False,
+    chat: Annotated[
+        bool,
+        typer.Option("--chat", rich_help_panel=REQUEST, help="Probe POST /chat/completions (a user message) instead of /completions."),
+    ] = False,
     profile: Profile = None,
 ) -> None:
     """Check the server step by step (URL, DNS, TCP, TLS, key, model, a streamed probe, buffering proxies)."""
     from acs_cli.doctor import DoctorOptions
     from acs_cli.doctor import doctor as diagnose
 
-    opts = DoctorOptions(base_url=base_url, model=model, timeout=timeout, max_tokens=max_tokens, as_json=json_output, profile=profile)
+    opts = DoctorOptions(base_url=base_url, model=model, timeout=timeout, max_tokens=max_tokens, as_json=json_output, profile=profile, chat=chat)
     _run(ctx, lambda term: diagnose(opts, term))
 
 
@@ -374,6 +351,46 @@ def completion(
         return 0
 
     _run(ctx, show)
+
+
+def _request(
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    stop: list[str] | None,
+    seed: int | None,
+    n: int | None,
+    logprobs: int | None,
+    presence_penalty: float | None,
+    frequency_penalty: float | None,
+    param: list[str] | None,
+    no_usage: bool,
+    echo: bool = False,
+) -> RequestOptions:
+    """The request flags complete and chat share, as RequestOptions."""
+    return RequestOptions(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=stop or [],
+        seed=seed,
+        n=n,
+        logprobs=logprobs,
+        echo=echo,
+        presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty,
+        params=param or [],
+        usage=not no_usage,
+    )
+
+
+def _output(
+    quiet: bool, choice: int | None, json_output: bool, jsonl_output: bool, stats: bool, logprobs_table: bool, raw: bool = False, include: bool = False
+) -> OutputOptions:
+    """The output flags, as OutputOptions."""
+    return OutputOptions(
+        quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table, raw=raw, include_headers=include
+    )
 
 
 def _run(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False) -> None:
@@ -411,21 +428,22 @@ def batch(
     escapes: Annotated[bool, typer.Option("--escapes", "-e", rich_help_panel=INPUT, help="Text input: \\n, \\t and \\\\ in a line become newline, tab, backslash.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=INPUT, help="Validate, print the counts and estimated tokens, send nothing.")] = False,
     model: Model = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", min=0, rich_help_panel=REQUEST, help="max_tokens for lines that give none [default 256, or the profile's].")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", "-t", metavar="T", rich_help_panel=REQUEST, help="Temperature for lines that give none.")] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", metavar="P", rich_help_panel=REQUEST, help="top_p for lines that give none.")] = None,
-    stop: Annotated[Optional[list[str]], typer.Option("--stop", metavar="TEXT", rich_help_panel=REQUEST, help="Stop string for lines that give none (repeatable).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", metavar="SEED", rich_help_panel=REQUEST, help="Sampling seed for lines that give none.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE", rich_help_panel=REQUEST, help="Request field for lines that give none (repeatable); VALUE is JSON when it parses.")] = None,
-    base_url: Annotated[Optional[list[str]], typer.Option("--base-url", "--api-base", metavar="URL", rich_help_panel=CONNECTION, help="API base URL; repeat it to share the requests among servers [env ACS_BASE_URL].")] = None,
-    profile: Annotated[Optional[list[str]], typer.Option("--profile", metavar="NAME", rich_help_panel=CONNECTION, help="Profile of the config file; repeat it for several servers [env ACS_PROFILE].")] = None,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    top_p: TopP = None,
+    stop: Stop = None,
+    seed: Seed = None,
+    param: Params = None,
+    base_url: Annotated[Optional[list[str]], typer.Option("--base-url", "--api-base", metavar="URL", rich_help_panel=cli_help.CONNECTION, help="API base URL; repeat it to share the requests among servers [env ACS_BASE_URL].")] = None,
+    profile: Annotated[Optional[list[str]], typer.Option("--profile", metavar="NAME", rich_help_panel=cli_help.CONNECTION, help="Profile of the config file; repeat it for several servers [env ACS_PROFILE].")] = None,
     timeout: Timeout = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", metavar="N", min=1, rich_help_panel=CONNECTION, help="Requests in flight at once [default 32].")] = 32,
-    rpm: Annotated[Optional[float], typer.Option("--rpm", metavar="N", min=0.001, rich_help_panel=CONNECTION, help="At most N requests a minute.")] = None,
-    tpm: Annotated[Optional[float], typer.Option("--tpm", metavar="N", min=0.001, rich_help_panel=CONNECTION, help="At most N tokens a minute (prompt characters / 4 + max_tokens).")] = None,
-    retries: Annotated[int, typer.Option("--retries", metavar="N", min=0, rich_help_panel=CONNECTION, help="Retries a request after no connection, a timeout, a cut stream or HTTP 429, 502, 503, 504 [default 5].")] = 5,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", metavar="N", min=1, rich_help_panel=cli_help.CONNECTION, help="Requests in flight at once [default 32].")] = 32,
+    rpm: Annotated[Optional[float], typer.Option("--rpm", metavar="N", min=0.001, rich_help_panel=cli_help.CONNECTION, help="At most N requests a minute.")] = None,
+    tpm: Annotated[Optional[float], typer.Option("--tpm", metavar="N", min=0.001, rich_help_panel=cli_help.CONNECTION, help="At most N tokens a minute (prompt characters / 4 + max_tokens).")] = None,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", min=0, rich_help_panel=cli_help.CONNECTION, help="Retries a request after no connection, a timeout, a cut stream or HTTP 429, 502, 503, 504 [default 5].")] = 5,
 ) -> None:  # fmt: skip
-    """Run every request of a file against your servers, results in OpenAI's batch output format; resumable."""
+    """Run every request of a file against your servers, results in OpenAI's batch output format;
+    resumable. The request flags are defaults: each line's own fields win."""
     from acs_cli.batch.options import BatchOptions
     from acs_cli.commands.batch import batch as run_batch
 

@@ -125,6 +125,19 @@ Examples:
   cat hi.sse | acs replay - --json
   acs complete --raw --n 2 "Hi" > two.sse && acs replay two.sse --n 2"""
 
+CHAT = f"""\
+Examples:
+  acs chat "Why is the sky blue?"
+  acs chat --system "Answer in one sentence." "What is Rust?"
+  cat notes.txt | acs chat "Summarize these notes." > summary.txt
+  acs chat --tools tools.json "What is the weather in Paris?"
+  acs chat --reasoning hide "Is 1009 prime?"  # only the answer
+  acs chat --json "Hi" | jq -r '.choices[0].message.content'
+  acs chat --messages saved.json "And then?"
+  acs chat                               # a conversation: /help, Ctrl-D
+
+{ENVIRONMENT}"""
+
 MODELS = f"""\
 Examples:
   acs models                             # a table on a terminal
@@ -140,6 +153,7 @@ Examples:
   acs doctor --base-url http://gpu-box:8000/v1 -m llama-8b
   acs doctor --max-tokens 64             # more frames to judge buffering
   acs doctor --json | jq .ok
+  acs doctor --chat                      # the chat endpoint instead
 
 {ENVIRONMENT}"""
 

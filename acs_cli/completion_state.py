@@ -218,18 +218,23 @@ class CompletionState:
                 first = False
             if state.finished:
                 continue  # duplicate terminal frames (vLLM before PR #28591)
-            text = c.get("text")
-            logprobs = c.get("logprobs")
-            if type(text) is not str:
-                text = ""
-            if text or first or logprobs:
-                records.append(Delta(index, text, logprobs if type(logprobs) is dict else None))
+            self._read_choice(c, index, first, records)
             reason = c.get("finish_reason")
             if reason is not None:
                 state.finished = True
                 state.finish_reason = reason if isinstance(reason, str) else str(reason)
                 state.stop_reason = c.get("stop_reason")
                 records.append(Finish(index, state.finish_reason, state.stop_reason))
+
+    def _read_choice(self, c: dict[str, Any], index: int, first: bool, records: list[Record]) -> None:
+        """What one choice of one frame says besides its finish reason: here its `text` and
+        `logprobs` (a Delta, empty on the choice's first appearance); a chat state reads `delta`."""
+        text = c.get("text")
+        logprobs = c.get("logprobs")
+        if type(text) is not str:
+            text = ""
+        if text or first or logprobs:
+            records.append(Delta(index, text, logprobs if type(logprobs) is dict else None))
 
     def _take_usage(self, usage: dict[str, Any], choices: Any) -> None:
         # A frame without choices (or with all of them, the old fake stream) carries the request's

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from acs_cli.body import DOCUMENT_LIMIT, media_type, parse_document, sniff_body
 from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError, IncompleteStream, ProtocolError
-from acs_cli.records import Delta
+from acs_cli.records import Delta, Reasoning, ToolCallDelta
 from acs_cli.sse import SSEParser
 
 if TYPE_CHECKING:
@@ -25,8 +25,9 @@ class CompletionConsumer:
     """Feeds one response body through SSEParser and a CompletionState (or a sibling state class
     with the same interface, e.g. for chat) into `sink`, if any.
 
-    `frame_times` holds one arrival time per (frame, choice) that carried text, in order (a read
-    with three text frames adds its time three times); `first_text` is the first of them.
+    `frame_times` holds one arrival time per (frame, choice) that carried text (chat: or reasoning,
+    or a tool-call fragment), in order (a read with three text frames adds its time three times);
+    `first_text` is the first of them.
     """
 
     __slots__ = ("state", "sink", "parser", "frame_times", "first_text", "status", "_document", "_kind", "keep_times")
@@ -70,8 +71,9 @@ class CompletionConsumer:
     def _take(self, records: list[Record], now: float) -> None:
         texts = 0
         for r in records:
-            if type(r) is Delta and r.text:
-                texts += 1
+            kind = type(r)
+            if (kind is Delta and r.text) or kind is Reasoning or kind is ToolCallDelta:  # type: ignore[union-attr]
+                texts += 1  # chat: reasoning and tool calls are generated tokens too
         if texts:
             if self.first_text is None:
                 self.first_text = now

@@ -64,6 +64,33 @@ class CompleteOptions:
     output: OutputOptions = field(default_factory=OutputOptions)
 
 
+REASONING_MODES = ("show", "hide", "only")
+
+
+def check_reasoning(value: str | None) -> None:
+    """--reasoning takes show, hide or only (None: the default, shown on a terminal only)."""
+    if value is not None and value not in REASONING_MODES:
+        from acs_cli.errors import UsageError
+
+        raise UsageError(f"--reasoning {value!r} is not one of show, hide, only", "--reasoning show|hide|only (default: shown on a terminal, not in a pipe)")
+
+
+@dataclass
+class ChatOptions:
+    """`acs chat`: the request flags of complete (no --echo), and the conversation."""
+
+    prompt: str | None  # the user message (with stdin, as complete reads its prompt)
+    escapes: bool = False
+    system: str | None = None  # --system TEXT
+    system_file: str | None = None  # --system-file FILE
+    messages: str | None = None  # --messages FILE ("-" for stdin): a JSON array or JSONL
+    tools: str | None = None  # --tools FILE: a JSON array of tools
+    reasoning: str | None = None  # show, hide, only; None: shown on a terminal, not in a pipe
+    connection: ConnectionOptions = field(default_factory=ConnectionOptions)
+    request: RequestOptions = field(default_factory=RequestOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+
+
 @dataclass
 class ReplayOptions:
     source: str | None  # a file, "-" for stdin, None for the bundled sample
@@ -71,3 +98,5 @@ class ReplayOptions:
     choices: int = 1
     output: OutputOptions = field(default_factory=OutputOptions)
     logprobs: bool = False  # show the logprobs view (the capture's own logprobs)
+    chat: bool = False  # a chat capture (also detected from its frames); with no file, the chat sample
+    reasoning: str | None = None  # as ChatOptions.reasoning

@@ -27,9 +27,11 @@ class Timeline:
     scheduled: float | None = None  # when a schedule wanted it sent (load tests)
     sent: float | None = None  # the request was handed to the socket
     headers: float | None = None  # the response head arrived
-    first_text: float | None = None  # the first read that carried text
+    first_text: float | None = None  # the first read that carried text (chat: or reasoning or a tool call)
     last_byte: float | None = None  # the last read of the body
     text_frames: int = 0  # (frame, choice) pairs that carried text: the token estimate without usage
+    first_reasoning: float | None = None  # chat: the first read that carried reasoning
+    first_answer: float | None = None  # chat: the first read that carried answer text
 
     def figures(self, usage: dict[str, Any] | None, end: float) -> dict[str, Any]:
         """ttft_s (request sent to first text), total_s, decode_tokens_per_s = (completion tokens

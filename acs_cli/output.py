@@ -6,6 +6,9 @@
     stdout a terminal             Summary over (LogprobsTable over) TerminalSink
     otherwise                     Summary over (LogprobsTable over) PipeSink
 
+With `chat`, the same stack with the chat classes (acs_cli.sinks.chat, acs_cli.sinks.chat_json):
+a text sink that also shows reasoning and tool calls, the chat usage line and JSON outputs.
+
 Modules are imported as needed: the plain pipe path loads no Rich and no JSON output code.
 """
 
@@ -41,9 +44,18 @@ def check_output_flags(out: OutputOptions, choices: int | None = None) -> None:
 
 
 def make_sink(
-    out: OutputOptions, term: Terminal, *, choices: int, logprobs: bool, source: str = "server", usage_asked: bool = True
+    out: OutputOptions,
+    term: Terminal,
+    *,
+    choices: int,
+    logprobs: bool,
+    source: str = "server",
+    usage_asked: bool = True,
+    chat: bool = False,
+    reasoning: str | None = None,
 ) -> Sink:
-    """The sink for these options on this terminal (see the module docstring)."""
+    """The sink for these options on this terminal (see the module docstring); `chat` for a chat
+    stream, whose reasoning is shown as `reasoning` says (show, hide, only; None: the default)."""
     if out.raw:
         from acs_cli.sinks.raw import RawSink
 
@@ -53,6 +65,10 @@ def make_sink(
     base: Sink
     if out.json or out.jsonl:
         base = Discard()
+    elif chat:
+        from acs_cli.sinks.chat import chat_text_sink
+
+        base = text = chat_text_sink(term, choices, out.choice, logprobs=logprobs, reasoning=reasoning)
     elif logprobs and term.stdout_colour:
         from acs_cli.sinks.logprobs import LogprobTerminalSink
 
@@ -67,13 +83,21 @@ def make_sink(
         from acs_cli.sinks.logprobs import LogprobsTable
 
         base = LogprobsTable(base, term, out.choice)
-    sink: Sink = Summary(base, term, quiet=out.quiet, stats=out.stats, text=text, source=source, usage_asked=usage_asked)
-    if out.json:
-        from acs_cli.sinks.json import JsonSink
+    summary: type[Summary] = Summary
+    if chat:
+        from acs_cli.sinks.chat import ChatSummary
 
-        return JsonSink(sink, term, out.choice, asked_logprobs=logprobs)
-    if out.jsonl:
-        from acs_cli.sinks.json import JsonlSink
+        summary = ChatSummary
+    sink: Sink = summary(base, term, quiet=out.quiet, stats=out.stats, text=text, source=source, usage_asked=usage_asked)
+    if out.json or out.jsonl:
+        from acs_cli.sinks.json import JsonlSink, JsonSink
 
-        return JsonlSink(sink, term, out.choice)
+        json_sink, jsonl_sink = JsonSink, JsonlSink
+        if chat:
+            from acs_cli.sinks.chat_json import ChatJsonlSink, ChatJsonSink
+
+            json_sink, jsonl_sink = ChatJsonSink, ChatJsonlSink
+        if out.json:
+            return json_sink(sink, term, out.choice, asked_logprobs=logprobs)
+        return jsonl_sink(sink, term, out.choice)
     return sink

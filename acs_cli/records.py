@@ -1,4 +1,4 @@
-"""The small typed records a completion stream is turned into, in arrival order.
+"""The small typed records a completion (or chat) stream is turned into, in arrival order.
 
 The parser state (acs_cli.completion_state) yields them; the sinks (acs_cli.sinks) and the engine's
 consumers read them. Nothing here does I/O or knows who reads it.
@@ -50,4 +50,26 @@ class StreamFailure:
     error: AcsError
 
 
-Record = Delta | Finish | Usage | Done | StreamFailure
+@dataclass(slots=True)
+class Reasoning:
+    """Chat: new reasoning text of one choice from one frame (`reasoning_content` or `reasoning`),
+    the model's thinking before (or between) its answer."""
+
+    index: int
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """Chat: a fragment of one tool call of one choice. `call` is the call's own index within the
+    choice; `id` and `name` are the call's as known so far (from its first fragment that had
+    them); `arguments` is this fragment's piece of the arguments string."""
+
+    index: int
+    call: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+Record = Delta | Finish | Usage | Done | StreamFailure | Reasoning | ToolCallDelta

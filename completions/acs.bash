@@ -11,7 +11,7 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "batch complete completion config doctor models replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "batch chat complete completion config doctor models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -19,6 +19,12 @@ _acs() {
             case "$prev" in --output|-o|--errors|--format|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--param|-p|--base-url|--api-base|--profile|--timeout|--concurrency|-c|--rpm|--tpm|--retries) return ;; esac
             if [[ "$cur" == -* ]]; then
                 COMPREPLY=($(compgen -W "--output -o --errors --ordered --retry-failed --force --format --escapes -e --dry-run --model -m --max-tokens --temperature -t --top-p --stop --seed --param -p --base-url --api-base --profile --timeout --concurrency -c --rpm --tpm --retries --help -h" -- "$cur"))
+            fi
+            ;;
+        chat)
+            case "$prev" in --system|--system-file|--messages|--tools|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--reasoning|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--system --system-file --messages --tools --escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --presence-penalty --frequency-penalty --param -p --no-usage --reasoning --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         complete)
@@ -42,7 +48,7 @@ _acs() {
         doctor)
             case "$prev" in --base-url|--api-base|--model|-m|--timeout|--max-tokens|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--base-url --api-base --model -m --timeout --max-tokens --json --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--base-url --api-base --model -m --timeout --max-tokens --json --chat --profile --help -h" -- "$cur"))
             fi
             ;;
         models)
@@ -52,9 +58,9 @@ _acs() {
             fi
             ;;
         replay)
-            case "$prev" in --delay|--n|-n|--choice) return ;; esac
+            case "$prev" in --delay|--n|-n|--choice|--reasoning) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--delay --n -n --quiet -q --choice --json --jsonl --stats --logprobs --logprobs-table --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--delay --n -n --quiet -q --choice --json --jsonl --stats --logprobs --logprobs-table --chat --reasoning --help -h" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi

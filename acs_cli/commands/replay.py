@@ -3,15 +3,17 @@ and sinks as a live stream, paced like a model when asked."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from acs_cli.body import feed_document, pump, sniff_body
+from acs_cli.chat_state import ChatState, is_chat
 from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError, HTTPStatusError, UsageError
-from acs_cli.options import ReplayOptions
+from acs_cli.options import ReplayOptions, check_reasoning
 from acs_cli.output import check_output_flags, make_sink
 from acs_cli.run import drive
 
@@ -22,14 +24,16 @@ if TYPE_CHECKING:
 
 SAMPLE = "data/rust.sse"
 SAMPLE_PROMPT = "Five reasons to learn Rust:\\n1."  # what the bundled sample answered
+CHAT_SAMPLE = "data/chat.sse"  # a chat answer with reasoning and a tool call
+CHAT_SAMPLE_PROMPT = "What should I pack for Paris tomorrow?"
 SAMPLE_DELAY = 0.04  # the bundled sample is paced like a real model
 
 
-def read_capture(source: str | None, term: Terminal) -> bytes:
+def read_capture(source: str | None, term: Terminal, sample: str = SAMPLE) -> bytes:
     if source is None:
         from importlib.resources import files
 
-        return files("acs_cli").joinpath(SAMPLE).read_bytes()
+        return files("acs_cli").joinpath(sample).read_bytes()
     if source == "-":
         return term.read_stdin()
     try:
@@ -71,12 +75,15 @@ def replay(opts: ReplayOptions, term: Terminal) -> Outcome:
     if out.logprobs_table:
         opts.logprobs = True
     check_output_flags(out, opts.choices)
-    data = read_capture(opts.source, term)
+    check_reasoning(opts.reasoning)
+    data = read_capture(opts.source, term, CHAT_SAMPLE if opts.chat else SAMPLE)
     delay = opts.delay if opts.delay is not None else (SAMPLE_DELAY if opts.source is None else 0.0)
     status, head, body = split_capture(data)
-    sink = make_sink(out, term, choices=opts.choices, logprobs=opts.logprobs, source="capture")
+    chat = opts.chat or is_chat_capture(body)
+    sink = make_sink(out, term, choices=opts.choices, logprobs=opts.logprobs, source="capture", chat=chat, reasoning=opts.reasoning)
     if opts.source is None and term.stdout_tty and not (out.json or out.jsonl or out.quiet):
-        term.message(f"a recorded sample stream, not a live server: the answer to “{SAMPLE_PROMPT}” (acs complete talks to ACS_API_BASE)", "dim")
+        prompt, command = (CHAT_SAMPLE_PROMPT, "acs chat") if chat else (SAMPLE_PROMPT, "acs complete")
+        term.message(f"a recorded sample stream, not a live server: the answer to “{prompt}” ({command} talks to ACS_API_BASE)", "dim")
 
     def play(outcome: Outcome) -> AcsError | None:
         if status is not None and not 200 <= status < 300:
@@ -85,7 +92,7 @@ def replay(opts: ReplayOptions, term: Terminal) -> Outcome:
             message, _ = error_fields(body)
             return HTTPStatusError(status, f"the capture holds an HTTP {status} answer: {message or 'no message'}", "this capture is an error response, not a stream")
         outcome.timeline.sent = time.perf_counter()
-        outcome.state = state = CompletionState(opts.choices)
+        outcome.state = state = (ChatState if chat else CompletionState)(opts.choices)
         if (head and b"application/json" in head.lower()) or sniff_body("", body[:64]) == "json":
             feed_document(body, state, sink, outcome.timeline)
         else:
@@ -94,6 +101,27 @@ def replay(opts: ReplayOptions, term: Terminal) -> Outcome:
         return state.verdict()
 
     return drive(sink, play)
+
+
+def is_chat_capture(body: bytes) -> bool:
+    """Whether a capture holds a chat stream (or a whole chat answer), from its first frames."""
+    from acs_cli.sse import SSEParser
+
+    head = body[:65536]
+    if sniff_body("", head[:64]) == "json":
+        try:
+            return is_chat(json.loads(body))
+        except (ValueError, RecursionError):
+            return False
+    parser = SSEParser()
+    for _event, data in parser.feed(head)[:8]:
+        try:
+            frame = json.loads(data)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(frame, dict) and frame.get("choices"):
+            return is_chat(frame)
+    return False
 
 
 def _paced(frames: Iterator[bytes], delay: float) -> Iterator[bytes]:

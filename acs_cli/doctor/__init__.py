@@ -19,6 +19,10 @@ The checks run in order, each building on the ones before it:
     first token    the time from sending the request to the first text
     buffering      whether the text frames arrived spread over time or all at once at the end
 
+With --chat the probe is one user message to POST /chat/completions, read by the chat state
+(reasoning and tool calls count as text), and one more line, after stream, says whether the
+first frame carried only the role (informational: it always passes).
+
 A check is pass, warn, fail or skip (it depends on one that failed, or does not apply). The exit
 status is 0 when no check failed (warnings are allowed), else the status of the first failed
 check, with the meaning it has for `acs complete` (acs_cli.errors.ExitStatus).
@@ -54,6 +58,7 @@ class DoctorOptions:
     max_tokens: int = 16
     as_json: bool = False
     profile: str | None = None
+    chat: bool = False  # probe POST /chat/completions (and judge its first frame) instead
 
 
 def doctor(opts: DoctorOptions, term: Terminal) -> int:
@@ -83,7 +88,7 @@ def diagnose(opts: DoctorOptions) -> Report:
     if sock is None:
         return report
     sock.close()
-    _over_http(report, settings, opts.max_tokens)
+    _over_http(report, settings, opts.max_tokens, opts.chat)
     return report
 
 
@@ -120,13 +125,13 @@ def _connect(report: Report, base: str) -> socket.socket | None:
     return sock
 
 
-def _over_http(report: Report, settings: ResolvedSettings, max_tokens: int) -> None:
+def _over_http(report: Report, settings: ResolvedSettings, max_tokens: int, chat: bool = False) -> None:
     """auth, model and the probe's checks, through acs's own client."""
     from acs_cli.api import Api
 
     from . import checks
     from .judge import judge_model, judge_probe
-    from .probe import COMPLETIONS, run_probe
+    from .probe import CHAT, COMPLETIONS, run_probe
 
     with Api(settings, retries=0, warn=lambda text: None) as api:
         models = checks.check_auth(report, api, api.has_key)
@@ -139,5 +144,5 @@ def _over_http(report: Report, settings: ResolvedSettings, max_tokens: int) -> N
         if model is None:
             report.skip_rest("no model to probe")
             return
-        probe = run_probe(api, COMPLETIONS, model, max_tokens, settings.timeout)
+        probe = run_probe(api, CHAT if chat else COMPLETIONS, model, max_tokens, settings.timeout)
         report.extend(judge_probe(probe))

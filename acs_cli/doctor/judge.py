@@ -71,6 +71,7 @@ class Probe:
     usage: dict[str, Any] | None = None
     limit: str | None = None  # FRAMES, BYTES or SECONDS: the probe stopped reading there
     limit_value: float = 0.0  # the limit it reached (frames, bytes or seconds)
+    role_only: bool | None = None  # chat: whether the first frame held only the role (None: not chat)
 
 
 # ---------------------------------------------------------------------------------------- probe
@@ -89,7 +90,16 @@ def judge_probe(p: Probe) -> list[Check]:
         end = skip_all(("finish reason", "[DONE]", "usage"), "the probe stopped reading before the end")
     else:
         end = [judge_finish(p), judge_done(p), judge_usage(p)]
-    return [completion, stream, *end, judge_first_token(p), judge_buffering(p)]
+    first = [judge_first_frame(p)] if p.role_only is not None else []
+    return [completion, stream, *first, *end, judge_first_token(p), judge_buffering(p)]
+
+
+def judge_first_frame(p: Probe) -> Check:
+    """Chat only, informational: servers open the answer with a frame that carries only the role;
+    acs takes it as the answer's start, never as a token (some clients count it as the first)."""
+    if p.role_only:
+        return passed("first frame", 'the first frame carries only the role ({"role": "assistant"}): the answer starts, no token yet')
+    return passed("first frame", "the first frame already carries the answer (no role-only frame first)")
 
 
 def judge_completion(p: Probe) -> Check:

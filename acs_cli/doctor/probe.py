@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from acs_cli.body import body_error, media_type, parse_document, prepend, pump, read_bounded, sniff_body
 from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError
-from acs_cli.records import Delta, Record
+from acs_cli.records import Delta, Reasoning, Record, ToolCallDelta
 from acs_cli.secrets import redact
 
 from .judge import BYTES, FRAMES, PREVIEW_CHARS, SECONDS, Probe
@@ -60,6 +60,22 @@ def completion_body(model: str, max_tokens: int) -> dict[str, Any]:
 COMPLETIONS = Endpoint("completions", completion_body, CompletionState, lambda api, body: api.open_completion(body))
 
 
+def chat_body(model: str, max_tokens: int) -> dict[str, Any]:
+    """The probe as one user message, otherwise as the completion probe."""
+    body = completion_body(model, max_tokens)
+    del body["prompt"]
+    return {"model": model, "messages": [{"role": "user", "content": PROBE_PROMPT}], **body}
+
+
+def chat_state() -> CompletionState:
+    from acs_cli.chat_state import ChatState  # only `acs doctor --chat` needs it
+
+    return ChatState()
+
+
+CHAT = Endpoint("chat/completions", chat_body, chat_state, lambda api, body: api.open_completion(body, path="chat/completions"))
+
+
 def frame_limit(max_tokens: int) -> int:
     return LIMIT_FACTOR * max_tokens + EXTRA_FRAMES
 
@@ -86,6 +102,9 @@ class ProbeSink:
         probe = self.probe
         texts = 0
         for r in records:
+            if type(r) is Reasoning or type(r) is ToolCallDelta:
+                texts += 1  # chat output besides the answer: timed, not previewed
+                continue
             if type(r) is not Delta or not r.text:
                 continue
             texts += 1
@@ -126,6 +145,7 @@ def run_probe(api: Any, endpoint: Endpoint, model: str, max_tokens: int, timeout
     probe.choices = state.ordered()
     probe.usage = state.usage
     probe.frames = state.frames
+    probe.role_only = getattr(state, "role_only_first", None)  # chat: what the first frame held
     return probe
 
 

@@ -17,6 +17,7 @@ from acs_cli.secrets import redact
 from acs_cli.sinks.logprobs import merge_logprobs
 
 if TYPE_CHECKING:
+    from acs_cli.completion_state import ChoiceState, CompletionState
     from acs_cli.outcome import Outcome
     from acs_cli.records import Record
     from acs_cli.sinks import Sink
@@ -81,6 +82,10 @@ class _JsonOutput:
     def begin(self) -> None:
         self.inner.begin()
 
+    def timings(self, outcome: Outcome) -> dict[str, Any]:
+        """The `timings` object (chat adds its reasoning and answer times)."""
+        return outcome.figures()
+
 
 class JsonSink(_JsonOutput):
     """--json: nothing while the stream runs (the text is kept here), one object at the end."""
@@ -111,28 +116,31 @@ class JsonSink(_JsonOutput):
     def document(self, outcome: Outcome) -> dict[str, Any]:
         state = outcome.state
         choices = []
-        for c in state.ordered() if state is not None else []:
-            if self.only is not None and c.index != self.only:
-                continue
-            item: dict[str, Any] = {
-                "index": c.index,
-                "text": "".join(self.texts.get(c.index, ())),
-                "finish_reason": c.finish_reason,
-                "stop_reason": c.stop_reason,
-            }
-            if self.asked_logprobs or c.index in self.logprobs:
-                item["logprobs"] = self.logprobs.get(c.index)
-            choices.append(item)
+        if state is not None:
+            choices = [self.choice(c, state) for c in state.ordered() if self.only is None or c.index == self.only]
         failure = error_object(outcome)
         return {
             "id": state.id if state is not None else None,
             "model": (state.model if state is not None else None) or outcome.model,
             "choices": choices,
             "usage": outcome.usage,
-            "timings": outcome.figures(),
+            "timings": self.timings(outcome),
             "complete": failure is None,
             "error": failure,
         }
+
+
+    def choice(self, c: ChoiceState, state: CompletionState) -> dict[str, Any]:
+        """One choice of the object: its text, finish and (when asked or sent) logprobs."""
+        item: dict[str, Any] = {
+            "index": c.index,
+            "text": "".join(self.texts.get(c.index, ())),
+            "finish_reason": c.finish_reason,
+            "stop_reason": c.stop_reason,
+        }
+        if self.asked_logprobs or c.index in self.logprobs:
+            item["logprobs"] = self.logprobs.get(c.index)
+        return item
 
 
 class JsonlSink(_JsonOutput):
@@ -144,20 +152,28 @@ class JsonlSink(_JsonOutput):
         lines: list[bytes] = []
         only = self.only
         for r in records:
-            kind = type(r)
-            if kind is Delta:
-                if not r.text or (only is not None and r.index != only):  # type: ignore[union-attr]
-                    continue
-                event: dict[str, Any] = {"type": "delta", "index": r.index, "text": r.text}  # type: ignore[union-attr]
-                if r.logprobs is not None:  # type: ignore[union-attr]
-                    event["logprobs"] = r.logprobs  # type: ignore[union-attr]
+            if only is not None and getattr(r, "index", only) != only:
+                continue
+            event = self.event(r)
+            if event is not None:
                 lines.append(dumps(event))
-            elif kind is Finish and (only is None or r.index == only):  # type: ignore[union-attr]
-                finish = {"type": "finish", "index": r.index, "finish_reason": r.reason, "stop_reason": r.stop_reason}  # type: ignore[union-attr]
-                lines.append(dumps(finish))
         if lines:
             self.term.write_out(b"\n".join(lines) + b"\n")
         self.inner.write(records)
+
+    def event(self, r: Record) -> dict[str, Any] | None:
+        """The line for one record, if it makes one (a delta with text, a finish)."""
+        kind = type(r)
+        if kind is Delta:
+            if not r.text:  # type: ignore[union-attr]
+                return None
+            event: dict[str, Any] = {"type": "delta", "index": r.index, "text": r.text}  # type: ignore[union-attr]
+            if r.logprobs is not None:  # type: ignore[union-attr]
+                event["logprobs"] = r.logprobs  # type: ignore[union-attr]
+            return event
+        if kind is Finish:
+            return {"type": "finish", "index": r.index, "finish_reason": r.reason, "stop_reason": r.stop_reason}  # type: ignore[union-attr]
+        return None
 
     def end(self, outcome: Outcome) -> None:
         self.inner.end(outcome)
@@ -184,7 +200,7 @@ class JsonlSink(_JsonOutput):
                 "complete": failure is None,
                 "id": state.id if state is not None else None,
                 "model": (state.model if state is not None else None) or outcome.model,
-                "timings": outcome.figures(),
+                "timings": self.timings(outcome),
             }
         )
         self.term.write_out(b"".join(dumps(line) + b"\n" for line in lines))

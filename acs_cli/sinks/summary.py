@@ -46,10 +46,14 @@ class Summary:
             return  # no stream was read (the request failed): the error says it all
         line = usage_line(outcome, source=self.source, usage_asked=self.usage_asked)
         if self.stats:
-            line += stats_text(outcome.figures())
+            line += self.stats_of(outcome)
         if self.text is not None and self.text.open_line and self.term.stderr_tty and not self.term.stdout_tty:
             line = "\n" + line  # the text went elsewhere (a pipe, a file) without a final newline
         self.term.message(line, "dim")
+
+    def stats_of(self, outcome: Outcome) -> str:
+        """The --stats figures on the usage line (chat adds its reasoning and answer times)."""
+        return stats_text(outcome.figures())
 
 
 def usage_line(outcome: Outcome, *, source: str = "server", usage_asked: bool = True) -> str:

@@ -21,6 +21,8 @@ class ChoiceOrder:
     that choice streams live whatever its index (a server may number it other than 0).
     """
 
+    piece_type: type | None = None  # a Delta subclass routed like Delta (chat's display pieces)
+
     def __init__(self, expected: int = 1, only: int | None = None) -> None:
         self.expected = max(1, expected)
         self.only = only
@@ -37,12 +39,13 @@ class ChoiceOrder:
         """The deltas that may be written now, in order; a delta with empty text marks where a
         choice's section starts."""
         out: list[Delta] = []
+        extra = self.piece_type
         if self.only is not None:
             only = self.only
-            return [r for r in records if type(r) is Delta and r.index == only and r.text]
+            return [r for r in records if (type(r) is Delta or type(r) is extra) and r.index == only and r.text]  # type: ignore[union-attr, misc]
         for r in records:
             kind = type(r)
-            if kind is Delta:
+            if kind is Delta or kind is extra:
                 index = r.index  # type: ignore[union-attr]
                 if self.adopt:
                     self.adopt = False

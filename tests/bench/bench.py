@@ -480,7 +480,7 @@ class Bench:
             self.ptoks = ptoks
             self.busy: list[str] = []
             self.foreign_total = 0.0
-            for step in (self.check_tools, self.startup, self.small, self.throughput, self.raw, self.pty, self.latency):
+            for step in (self.check_tools, self.startup, self.small, self.throughput, self.chat, self.raw, self.pty, self.latency):
                 self.watch_cpu(step.__name__)
                 step()
             self.watch_cpu("end")
@@ -639,6 +639,20 @@ class Bench:
                                timeout=600, expected=exp, n=size, note=note)
             if row.samples:
                 row.extra = f"{size / row.median:,.0f} frames/s"
+
+    def chat(self) -> None:
+        """`acs chat` on the same number of frames in vLLM's chat shape, next to `acs complete`:
+        the chat state and sinks sit on the same parser and pump, so the speed must hold."""
+        n = self.sizes["thr"]
+        self.server.prepare(n, True, self.ptoks, True)
+        s = "chat vs complete, piped"
+        log(s)
+        acs, env = self.paths["acs"], self.tools["acs"].environ(self.server.base)
+        for key, command in (("complete", "complete"), ("chat", "chat")):
+            row = self.measure(s, key, f"`acs {command}`", [acs, command, "-m", MODEL, "--max-tokens", str(n), PROMPT], env,
+                               reps=self.reps, timeout=600, expected=self.text(n), n=n)
+            if row.samples:
+                row.extra = f"{n / row.median:,.0f} frames/s"
 
     def raw(self) -> None:
         n = self.sizes["raw"]
@@ -826,6 +840,13 @@ class Bench:
         if arow and arow.samples and h and h.samples:
             ok = (arow.n / arow.median) >= 3 * (h.n / h.median)
         verdict(arow, ok, "≥ 3 × httpx loop frames/s")
+
+        sc = "chat vs complete, piped"
+        a, c = med(sc, "chat"), med(sc, "complete")
+        crow = R.get((sc, "chat"))
+        if crow and a is not None and c:
+            crow.extra += f"; {a / c:.2f} × complete"
+        verdict(crow, None if a is None or c is None else a <= 1.2 * c, "≤ 1.2 × complete")
 
         sr = "`--raw` vs curl, piped"
         set_ratio(sr, "acs", "curl")

@@ -8,6 +8,8 @@ Routes (the prefix of the path picks the mode, so one base URL per mode works fo
 - `POST /v1/completions`          fast: the whole chunked body is built once per (frames, usage, prompt
                                   tokens), cached, and written with `sendall` in large slices, so the server
                                   is never the bottleneck; token texts cycle through `TOKENS`
+- `POST /v1/chat/completions`     fast, as above, in vLLM's chat shape: a first chunk with only the role, then
+                                  one `chat.completion.chunk` per token with `delta.content`
 - `POST /paced/v1/completions`    paced: the headers, then one frame every `PACED_INTERVAL` s (the first
                                   after one interval), token i's text is ` [i]`
                                   (unique, so a reader can match it); `time.monotonic()` right after each
@@ -55,11 +57,24 @@ def frame(text: str, finish: str | None = None) -> bytes:
     return b"data: " + body.encode() + b"\n\n"
 
 
-def usage_frame(prompt_tokens: int, completion_tokens: int) -> bytes:
+_CHAT_HEAD = '{"id":"chat%s","object":"chat.completion.chunk","created":%d,"model":"%s","choices":[{"index":0,"delta":' % (ID, CREATED, MODEL)
+
+
+def chat_frame(text: str, finish: str | None = None) -> bytes:
+    """One chat SSE event carrying one token (`delta.content`), as vLLM writes it."""
+    fin = "null" if finish is None else json.dumps(finish)
+    body = _CHAT_HEAD + '{"content":%s},"logprobs":null,"finish_reason":%s,"stop_reason":null}]}' % (json.dumps(text, ensure_ascii=False), fin)
+    return b"data: " + body.encode() + b"\n\n"
+
+
+CHAT_ROLE = b"data: " + (_CHAT_HEAD + '{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}').encode() + b"\n\n"
+
+
+def usage_frame(prompt_tokens: int, completion_tokens: int, chat: bool = False) -> bytes:
     body = (
-        '{"id":"%s","object":"text_completion","created":%d,"model":"%s","choices":[],'
+        '{"id":"%s","object":"%s","created":%d,"model":"%s","choices":[],'
         '"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d,"prompt_tokens_details":null}}'
-        % (ID, CREATED, MODEL, prompt_tokens, prompt_tokens + completion_tokens, completion_tokens)
+        % ("chat" + ID if chat else ID, "chat.completion.chunk" if chat else "text_completion", CREATED, MODEL, prompt_tokens, prompt_tokens + completion_tokens, completion_tokens)
     )
     return b"data: " + body.encode() + b"\n\n"
 
@@ -87,25 +102,26 @@ def expected_text(n: int) -> bytes:
     return (cycle * full + "".join(TOKENS[:rest])).encode()
 
 
-def _stream_parts(n: int, usage: bool, ptoks: int, wrap) -> bytes:
+def _stream_parts(n: int, usage: bool, ptoks: int, wrap, chat: bool = False) -> bytes:
     """The fast stream for n frames, each event passed through `wrap` (chunk() or identity)."""
-    cyc = [wrap(frame(t)) for t in TOKENS]
+    make = chat_frame if chat else frame
+    cyc = [wrap(make(t)) for t in TOKENS]
     block = b"".join(cyc)
-    parts: list[bytes] = []
+    parts: list[bytes] = [wrap(CHAT_ROLE)] if chat else []
     if n > 0:
         full, rest = divmod(n - 1, len(TOKENS))
         parts.append(block * full)
         parts.extend(cyc[:rest])
-        parts.append(wrap(frame(token_text(n - 1), "length")))
+        parts.append(wrap(make(token_text(n - 1), "length")))
     if usage:
-        parts.append(wrap(usage_frame(ptoks, n)))
+        parts.append(wrap(usage_frame(ptoks, n, chat)))
     parts.append(wrap(DONE))
     return b"".join(parts)
 
 
-def expected_body(n: int, usage: bool = True, ptoks: int = 1) -> bytes:
+def expected_body(n: int, usage: bool = True, ptoks: int = 1, chat: bool = False) -> bytes:
     """The de-chunked response body of an n-frame fast stream: what `curl -N` / `acs --raw` print."""
-    return _stream_parts(n, usage, ptoks, lambda b: b)
+    return _stream_parts(n, usage, ptoks, lambda b: b, chat)
 
 
 RESPONSE_HEAD = (
@@ -127,7 +143,7 @@ class BenchServer:
         self._sock.bind(("127.0.0.1", port))
         self._sock.listen(64)
         self.port = self._sock.getsockname()[1]
-        self._cache: dict[tuple[int, bool, int], bytes] = {}
+        self._cache: dict[tuple[int, bool, int, bool], bytes] = {}
         self._cache_lock = threading.Lock()
         self._closed = False
         self._conns: set[socket.socket] = set()
@@ -148,13 +164,13 @@ class BenchServer:
     def paced_base(self) -> str:
         return f"http://127.0.0.1:{self.port}/paced/v1"
 
-    def body(self, n: int, usage: bool = True, ptoks: int = 1) -> bytes:
+    def body(self, n: int, usage: bool = True, ptoks: int = 1, chat: bool = False) -> bytes:
         """The chunked fast-mode body (cached): build it before timing anything with `prepare`."""
-        key = (n, usage, ptoks)
+        key = (n, usage, ptoks, chat)
         with self._cache_lock:
             data = self._cache.get(key)
             if data is None:
-                data = _stream_parts(n, usage, ptoks, chunk) + b"0\r\n\r\n"
+                data = _stream_parts(n, usage, ptoks, chunk, chat) + b"0\r\n\r\n"
                 self._cache[key] = data
             return data
 
@@ -247,7 +263,8 @@ class BenchServer:
                 {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "bench"}]},
             )
             return True
-        if method == "POST" and tail == "/v1/completions":
+        chat = tail == "/v1/chat/completions" and not paced
+        if method == "POST" and (tail == "/v1/completions" or chat):
             try:
                 req = json.loads(body or b"{}")
             except ValueError:
@@ -256,12 +273,12 @@ class BenchServer:
             self.requests.append(req)
             n = int(req.get("max_tokens") or 16)
             usage = bool((req.get("stream_options") or {}).get("include_usage"))
-            prompt = req.get("prompt")
+            prompt = req.get("prompt") if not chat else (req.get("messages") or [{}])[-1].get("content")
             ptoks = prompt_tokens(prompt if isinstance(prompt, str) else "")
             if paced:
                 self._paced(conn, n, usage, ptoks)
             else:
-                data = self.body(n, usage, ptoks)
+                data = self.body(n, usage, ptoks, chat)
                 conn.sendall(RESPONSE_HEAD)
                 view = memoryview(data)
                 for i in range(0, len(data), SLICE):

@@ -1,0 +1,156 @@
+"""The command-line options several commands share, as Typer annotations (acs_cli.cli declares
+the commands with them). Each names its help panel (acs_cli.cli_help) and says its default in
+words; the help texts are the user's, so `acs … --help` reads the same in every command."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from acs_cli.cli_help import CONNECTION, OUTPUT, REQUEST
+
+BaseUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--base-url",
+        "--api-base",
+        metavar="URL",
+        rich_help_panel=CONNECTION,
+        help="API base URL, default http://localhost:8000/v1; requests go to URL/completions [env ACS_BASE_URL].",
+    ),
+]
+Model = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", metavar="NAME", rich_help_panel=REQUEST, help="Model to ask for [env ACS_MODEL; default: the server's only model]."),
+]
+Timeout = Annotated[
+    Optional[str],
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        rich_help_panel=CONNECTION,
+        show_default=False,
+        help="Longest wait for the answer to start and, while it streams, for the next bytes; not a limit on the whole run "
+        "(connecting: at most 10 s) [env ACS_TIMEOUT; default 600].",
+    ),
+]
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries",
+        metavar="N",
+        min=0,
+        rich_help_panel=CONNECTION,
+        help="Retries, with backoff, after a refused or reset connection or an HTTP 429, 502, 503 or 504; "
+        "only before any output, never mid-stream [default 2].",
+    ),
+]
+Profile = Annotated[
+    Optional[str],
+    typer.Option("--profile", metavar="NAME", rich_help_panel=CONNECTION, show_default=False, help="Use this profile of the config file [env ACS_PROFILE]."),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT, help="No usage line on stderr (failures are still reported).")]
+Choice = Annotated[
+    Optional[int],
+    typer.Option("--choice", metavar="INDEX", min=0, rich_help_panel=OUTPUT, help="With several choices (--n), print only choice INDEX, counted from 0."),
+]
+JsonOutput = Annotated[
+    bool,
+    typer.Option(
+        "--json", rich_help_panel=OUTPUT, help="Print one JSON object when the run ends (choices, usage, timings, error), and nothing else on stdout."
+    ),
+]
+JsonLines = Annotated[
+    bool, typer.Option("--jsonl", rich_help_panel=OUTPUT, help="Print one JSON line per event as it arrives (delta, finish, usage, error, done).")
+]
+Stats = Annotated[bool, typer.Option("--stats", rich_help_panel=OUTPUT, help="Add time to first token, tokens/s and total time to the usage line.")]
+
+# the request and output flags complete and chat share
+MaxTokens = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-tokens",
+        metavar="N",
+        min=0,
+        rich_help_panel=REQUEST,
+        show_default=False,
+        help="Most tokens to generate per choice [default 256, or the config file's].",
+    ),
+]
+Temperature = Annotated[
+    Optional[float],
+    typer.Option("--temperature", "-t", metavar="T", rich_help_panel=REQUEST, help="Sampling temperature; 0 always picks the likeliest token."),
+]
+TopP = Annotated[
+    Optional[float],
+    typer.Option("--top-p", metavar="P", rich_help_panel=REQUEST, help="Sample only from the likeliest tokens that together reach probability P."),
+]
+Stop = Annotated[
+    Optional[list[str]],
+    typer.Option("--stop", metavar="TEXT", rich_help_panel=REQUEST, help="Stop generating at TEXT (repeatable; replaces the config file's list)."),
+]
+Seed = Annotated[
+    Optional[int],
+    typer.Option("--seed", metavar="SEED", rich_help_panel=REQUEST, help="Sampling seed, for repeatable output where the server supports it."),
+]
+Choices = Annotated[
+    Optional[int], typer.Option("--n", "-n", metavar="N", min=1, rich_help_panel=REQUEST, help="Choices to generate for the prompt [default 1].")
+]
+Logprobs = Annotated[
+    Optional[int],
+    typer.Option(
+        "--logprobs",
+        metavar="N",
+        min=0,
+        rich_help_panel=REQUEST,
+        help="Ask for each token's log probability and the top N alternatives; a colour terminal colours tokens by it.",
+    ),
+]
+PresencePenalty = Annotated[
+    Optional[float], typer.Option("--presence-penalty", metavar="X", rich_help_panel=REQUEST, help="Penalty on tokens that already appeared in the text.")
+]
+FrequencyPenalty = Annotated[
+    Optional[float], typer.Option("--frequency-penalty", metavar="X", rich_help_panel=REQUEST, help="Penalty on tokens by how often they already appeared.")
+]
+Params = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="KEY=VALUE",
+        rich_help_panel=REQUEST,
+        help="Any other request field (repeatable); VALUE is JSON when it parses: -p top_k=40 -p ignore_eos=true.",
+    ),
+]
+NoUsage = Annotated[
+    bool,
+    typer.Option(
+        "--no-usage",
+        rich_help_panel=REQUEST,
+        help="Do not ask for a usage chunk (stream_options), for servers that reject it; token counts then come only if the server sends them anyway.",
+    ),
+]
+LogprobsTable = Annotated[
+    bool,
+    typer.Option(
+        "--logprobs-table",
+        rich_help_panel=OUTPUT,
+        help="After the text, each token's probability and top alternatives, on stderr (asks for --logprobs 5 unless given).",
+    ),
+]
+Raw = Annotated[
+    bool,
+    typer.Option("--raw", rich_help_panel=OUTPUT, help="Print the response body exactly as received, like curl -N; the exit status still reports failures."),
+]
+Include = Annotated[bool, typer.Option("--include", "-i", rich_help_panel=OUTPUT, help="With --raw, print the status line and headers first.")]
+Reasoning = Annotated[
+    Optional[str],
+    typer.Option(
+        "--reasoning",
+        metavar="show|hide|only",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+        help="Chat reasoning on stdout: show it, hide it, or only it; by default it is shown dimmed on a terminal and left out of a pipe.",
+    ),
+]
