@@ -31,6 +31,20 @@ def completion_reply(prompt: str, **kw) -> Reply:
     return Reply.sse(segs, **kw)
 
 
+def chat_reply(prompt: str, **kw) -> Reply:
+    """vLLM's chat stream: the role first, the answer in two pieces, finish, usage."""
+    text = answer_text(prompt)
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice]}
+
+    half = len(text) // 2
+    usage = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 7, "total_tokens": 9, "completion_tokens": 2}}
+    frames = [chunk({"role": "assistant", "content": ""}), chunk({"content": text[:half]}), chunk({"content": text[half:]}, "stop"), usage]
+    return Reply.sse(frames, **kw)
+
+
 Fault = Callable[[str, int], "Reply | None"]  # (prompt, attempt number) -> a failure to answer, or None
 
 
@@ -58,7 +72,8 @@ class Completions:
 
     def __call__(self, req: RecordedRequest) -> Reply:
         body = req.json()
-        prompt = body["prompt"]
+        chat = "messages" in body
+        prompt = body["messages"][-1]["content"] if chat else body["prompt"]
         with self.lock:
             self.requests[prompt] += 1
             if self.attempts is not self.requests:
@@ -72,7 +87,7 @@ class Completions:
         reply = self.fault(prompt, attempt) if self.fault is not None else None
         if reply is not None:
             return reply
-        return completion_reply(prompt, first_delay=self.delay)
+        return (chat_reply if chat else completion_reply)(prompt, first_delay=self.delay)
 
     def close(self) -> None:
         if self.log is not None:
@@ -83,6 +98,7 @@ def serve(fault: Fault | None = None, delay: float = 0.0, log: Path | None = Non
     server = ScriptedServer()
     route = Completions(fault, delay, log, attempts)
     server.route("POST", COMPLETIONS, route)
+    server.route("POST", "/v1/chat/completions", route)
     return server, route
 
 

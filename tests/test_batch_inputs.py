@@ -47,8 +47,10 @@ def test_sniff_format(path: str, first: str, fmt: str) -> None:
     [
         (line(custom_id=None), "batch", "missing custom_id"),
         (line(custom_id=""), "batch", "custom_id is not a non-empty string"),
-        (line(url="/v1/embeddings"), "batch", "unknown url '/v1/embeddings'"),
-        (line(url="/v1/chat/completions"), "batch", "chat requests (url /v1/chat/completions) are not supported by acs batch yet"),
+        (line(url="/v1/embeddings"), "batch", "unknown url '/v1/embeddings': acs batch sends /v1/completions and /v1/chat/completions"),
+        (line(url="/v1/chat/completions"), "batch", "missing messages"),
+        (line(url="/v1/chat/completions", body_messages=[]), "batch", "messages is not a non-empty list"),
+        (line(url="/v1/chat/completions", body_messages=["hi"]), "batch", "messages[0] is not an object with a role"),
         (line(method="GET"), "batch", "method 'GET' is not POST"),
         (line(body_stream=True), "batch", "stream is set in the body"),
         (line(body_prompt=None), "batch", "missing prompt"),
@@ -96,14 +98,14 @@ def test_scan_counts_estimates_duplicates_and_fingerprint(tmp_path: Path) -> Non
 
 
 def test_every_problem_with_its_line_number_exit_2_and_nothing_sent(tmp_path: Path) -> None:
-    lines = [line(custom_id="a"), "not json", line(custom_id="a"), line(custom_id="b", url="/v1/chat/completions"), line(custom_id="c", body_stream=True), line(custom_id="d", body_prompt=None)]
+    lines = [line(custom_id="a"), "not json", line(custom_id="a"), line(custom_id="b", url="/v1/responses"), line(custom_id="c", body_stream=True), line(custom_id="d", body_prompt=None)]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
     with ClosingListener() as server:
         r = run_acs(["batch", "in.jsonl", "-o", "out.jsonl", "--format", "batch", "--base-url", server.base_url, "-m", "m"], cwd=tmp_path)
         assert server.accepted == 0
     assert r.returncode == 2
     assert not (tmp_path / "out.jsonl").exists()
-    for expected in ("in.jsonl:2: malformed JSON", "in.jsonl:3: duplicate custom_id 'a' (first on line 1)", "in.jsonl:4: chat requests", "in.jsonl:5: stream is set", "in.jsonl:6: missing prompt"):
+    for expected in ("in.jsonl:2: malformed JSON", "in.jsonl:3: duplicate custom_id 'a' (first on line 1)", "in.jsonl:4: unknown url '/v1/responses'", "in.jsonl:5: stream is set", "in.jsonl:6: missing prompt"):
         assert expected in r.stderr
     assert "acs: error: 5 problems in in.jsonl (listed above); nothing was sent" in r.stderr and "hint:" in r.stderr
 
@@ -143,22 +145,15 @@ def test_dry_run_from_stdin(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.startswith("stdin: 2 requests (prompts format)\n")
 
 
-def test_a_new_request_kind_plugs_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chat is refused today; a RequestKind for its url (its own checks, estimate, state and
-    document) is all it takes for chat lines to be read."""
-    from acs_cli.batch import kinds
+def test_chat_lines_are_chat_requests() -> None:
+    from acs_cli.batch.kinds import CHAT, COMPLETIONS
 
-    chat = kinds.RequestKind(
-        "chat", "/v1/chat/completions", "chat/completions",
-        check=lambda f: [] if isinstance(f.get("messages"), list) and f["messages"] else ["missing messages"],
-        prompt_tokens=lambda f: (sum(len(str(m.get("content", ""))) for m in f["messages"]) // 4, 1),
-        choices=lambda f: f.get("n", 1),
-        make_state=kinds.CompletionState, document=kinds.completion_document,
-    )  # fmt: skip
-    monkeypatch.setitem(kinds.KINDS, chat.url, chat)
-    monkeypatch.delitem(kinds.PENDING, chat.url)
-    raw = json.dumps({"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "hi"}]}})
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
+    raw = json.dumps({"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": messages, "n": 2}})
     parsed = parse_line(raw.encode(), 1, "batch")
-    assert not isinstance(parsed, list) and parsed is not None and parsed.kind is chat
-    bad = json.dumps({"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"prompt": "x"}})
-    assert parse_line(bad.encode(), 1, "batch") == ["missing messages"]
+    assert not isinstance(parsed, list) and parsed is not None and parsed.kind is CHAT and parsed.kind.path == "chat/completions"
+    assert CHAT.prompt_tokens(parsed.fields) == ((9 + 3) // 4 + 4 + (11 + 3) // 4 + 4, 1) and CHAT.choices(parsed.fields) == 2
+    prompt_style = parse_line(json.dumps({"messages": messages}).encode(), 4, "prompts")
+    assert not isinstance(prompt_style, list) and prompt_style is not None and prompt_style.kind is CHAT and prompt_style.custom_id == "line-4"
+    plain = parse_line(b'{"prompt": "x"}', 5, "prompts")
+    assert not isinstance(plain, list) and plain is not None and plain.kind is COMPLETIONS

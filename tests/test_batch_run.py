@@ -353,3 +353,27 @@ def _sse(frames: list[bytes]):
     from tests.sse_server import Reply, usage_frame
 
     return Reply.sse([*frames, usage_frame(2, 4)])
+
+
+def test_chat_lines_go_to_chat_completions_and_come_back_as_chat_completion_objects(tmp_path: Path) -> None:
+    lines = [
+        {"custom_id": "c1", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "hello"}]}},
+        {"custom_id": "t1", "method": "POST", "url": "/v1/completions", "body": {"prompt": "plain"}},
+    ]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    server, route = serve()
+    try:
+        r = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url, "--max-tokens", "9")
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert sorted(q.path for q in server.requests) == ["/v1/chat/completions", "/v1/completions"]
+    chat_body = next(b for b in route.bodies if "messages" in b)
+    assert chat_body["stream"] is True and chat_body["max_tokens"] == 9 and chat_body["model"] == "m" and "prompt" not in chat_body
+    results = by_id(read_results(tmp_path / "out.jsonl"))
+    chat = results["c1"]["response"]["body"]
+    assert chat["object"] == "chat.completion" and chat["usage"]["completion_tokens"] == 2
+    (choice,) = chat["choices"]
+    assert choice["message"]["role"] == "assistant" and choice["message"]["content"] == answer_text("hello")
+    assert choice["finish_reason"] == "stop" and choice["logprobs"] is None
+    assert results["t1"]["response"]["body"]["object"] == "text_completion" and text_of(results["t1"]) == answer_text("plain")

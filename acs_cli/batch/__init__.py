@@ -3,7 +3,7 @@ nothing done twice.
 
     inputs.py    the three input formats, read streamed, validated with line numbers, fingerprinted
     ids.py       a compact set of custom_ids (8 bytes a slot): duplicates and what is already done
-    kinds.py     what a request line asks for (completions; chat plugs in here) and the
+    kinds.py     what a request line asks for (completions, chat: one RequestKind each) and the
                  non-streaming answer object assembled from the stream's records
     results.py   the OpenAI batch output schema, the append-only writer, reading an output to resume
     state.py     the sidecar file: the input's fingerprint and the lock that keeps one writer

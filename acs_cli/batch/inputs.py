@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from acs_cli.batch.ids import IdSet, count_lines
-from acs_cli.batch.kinds import KINDS, PENDING, RequestKind
+from acs_cli.batch.kinds import CHAT, COMPLETIONS, KINDS, RequestKind
 from acs_cli.errors import UsageError
 from acs_cli.request import decode_escapes
 
@@ -184,7 +184,7 @@ def parse_line(raw: bytes | None, number: int, fmt: str, escapes: bool = False) 
         return None
     if fmt == "text":
         prompt = decode_escapes(text) if escapes else text
-        return Request(number, f"line-{number}", KINDS["/v1/completions"], {"prompt": prompt})
+        return Request(number, f"line-{number}", COMPLETIONS, {"prompt": prompt})
     try:
         obj = _decode(text)
     except RecursionError:
@@ -212,9 +212,9 @@ def _batch_line(obj: dict[str, Any], number: int) -> Request | list[str]:
     url = obj.get("url")
     kind = KINDS.get(url) if isinstance(url, str) else None
     if url is None:
-        problems.append('missing url (acs batch sends "url": "/v1/completions")')
+        problems.append('missing url ("/v1/completions" or "/v1/chat/completions")')
     elif kind is None:
-        problems.append(PENDING.get(url, f"unknown url {str(url)[:80]!r}: acs batch sends /v1/completions") if isinstance(url, str) else "url is not a string")
+        problems.append(f"unknown url {str(url)[:80]!r}: acs batch sends {' and '.join(KINDS)}" if isinstance(url, str) else "url is not a string")
     body = obj.get("body")
     if not isinstance(body, dict):
         problems.append("missing body" if body is None else "body is not a JSON object")
@@ -229,7 +229,7 @@ def _batch_line(obj: dict[str, Any], number: int) -> Request | list[str]:
 
 
 def _prompt_line(obj: dict[str, Any], number: int) -> Request | list[str]:
-    kind = KINDS["/v1/completions"]
+    kind = CHAT if "messages" in obj and "prompt" not in obj else COMPLETIONS
     if "body" in obj or "url" in obj:
         return ["this looks like an OpenAI batch line (url, body) in a prompts file: use --format batch"]
     problems = []

@@ -1,12 +1,11 @@
 """What a request line asks for, and the answer object built from its stream.
 
 A `RequestKind` is everything `acs batch` needs to know about one endpoint: the `url` a batch line
-names, the path under the base URL, how to check a body's prompt part (`prompt` here, `messages`
+names, the path under the base URL, how to check a body's prompt part (`prompt`, or `messages`
 for chat) and estimate its tokens, how many choices an answer holds, the parser state that reads
-its stream (CompletionState, or a sibling class with the same interface) and how the records
-become the non-streaming answer the batch output holds. Completions are the one kind today; chat
-plugs in with its own state class and document builder, and until then a chat line is refused
-with a clear message (`PENDING`).
+its stream (CompletionState, or ChatState with the same interface), the collecting sink that
+keeps what the records said (--json's, over Discard) and the `object` of the non-streaming answer
+the batch output holds. Another endpoint is another RequestKind in `KINDS`.
 """
 
 from __future__ import annotations
@@ -16,10 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from acs_cli.chat_request import CHAT_PATH
+from acs_cli.chat_state import ChatState
 from acs_cli.completion_state import CompletionState
 from acs_cli.consumer import CompletionConsumer
 from acs_cli.request import choices_in
 from acs_cli.sinks import Discard
+from acs_cli.sinks.chat_json import ChatJsonSink
 from acs_cli.sinks.json import JsonSink
 
 if TYPE_CHECKING:
@@ -31,22 +33,24 @@ class RequestKind:
     name: str
     url: str  # as a batch line names it
     path: str  # under the base URL (which ends in /v1)
+    object: str  # the non-streaming answer's `object`
     check: Callable[[dict[str, Any]], list[str]]  # what is wrong with a body's prompt part (the rest is common)
     prompt_tokens: Callable[[dict[str, Any]], tuple[int, int]]  # (estimated prompt tokens, prompts held)
     choices: Callable[[dict[str, Any]], int]  # the choices an answer to this body holds
     make_state: Callable[[int], Any]  # choices expected -> a parser state (CompletionState's interface)
-    document: Callable[[Answer], dict[str, Any]]  # the non-streaming answer object
+    collector: type[JsonSink]  # keeps each choice's text (or message) and logprobs from the records
 
 
 class Answer(CompletionConsumer):
-    """The completion parser as an engine consumer (acs_cli.consumer) with a collecting sink, and
-    the response's request id. The collector is --json's (JsonSink over Discard): it keeps each
-    choice's text and logprobs; nothing here parses again."""
+    """The parser as an engine consumer (acs_cli.consumer) with the kind's collecting sink, and the
+    response's request id; nothing here parses again."""
 
-    __slots__ = ("collected", "created", "request_id")
+    __slots__ = ("collected", "created", "kind", "request_id")
 
     def __init__(self, kind: RequestKind, choices: int, term: Terminal | None) -> None:
-        self.collected = JsonSink(Discard(), term, None, False)  # type: ignore[arg-type]  # term is only used by end()
+        self.kind = kind
+        # logprobs "asked" so that every choice has the key (null when the server sent none)
+        self.collected = kind.collector(Discard(), term, None, True)  # type: ignore[arg-type]  # term is only used by end()
         super().__init__(kind.make_state(choices), self.collected, keep_times=False)
         self.request_id: str | None = None
         self.created = int(time.time())
@@ -61,29 +65,17 @@ class Answer(CompletionConsumer):
         usage = self.state.usage
         return usage if isinstance(usage, dict) else None
 
-
-def completion_document(answer: Answer) -> dict[str, Any]:
-    """The `text_completion` object a non-streaming request would have answered."""
-    state = answer.state
-    texts, logprobs = answer.collected.texts, answer.collected.logprobs
-    choices = [
-        {
-            "index": c.index,
-            "text": "".join(texts.get(c.index, ())),
-            "logprobs": logprobs.get(c.index),
-            "finish_reason": c.finish_reason,
-            "stop_reason": c.stop_reason,
+    def document(self) -> dict[str, Any]:
+        """The object a non-streaming request would have answered (`text_completion`, `chat.completion`)."""
+        state = self.state
+        return {
+            "id": state.id,
+            "object": self.kind.object,
+            "created": self.created,
+            "model": state.model,
+            "choices": [self.collected.choice(c, state) for c in state.ordered()],
+            "usage": self.usage(),
         }
-        for c in state.ordered()
-    ]
-    return {
-        "id": state.id,
-        "object": "text_completion",
-        "created": answer.created,
-        "model": state.model,
-        "choices": choices,
-        "usage": answer.usage(),
-    }
 
 
 def completion_problems(fields: dict[str, Any]) -> list[str]:
@@ -114,12 +106,40 @@ def completion_prompt_tokens(fields: dict[str, Any]) -> tuple[int, int]:
     return sum(len(p) if isinstance(p, list) else (len(p) + 3) // 4 for p in prompts), max(1, len(prompts))
 
 
-COMPLETIONS = RequestKind(
-    "completions", "/v1/completions", "completions", completion_problems, completion_prompt_tokens, choices_in, CompletionState, completion_document
-)
+def chat_problems(fields: dict[str, Any]) -> list[str]:
+    messages = fields.get("messages")
+    if messages is None:
+        return ["missing messages"]
+    if not isinstance(messages, list) or not messages:
+        return ["messages is not a non-empty list"]
+    for number, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            return [f"messages[{number}] is not an object with a role"]
+    return []
 
-KINDS: dict[str, RequestKind] = {COMPLETIONS.url: COMPLETIONS}
-# urls acs will take once it speaks them (a chat state class plugs in as a RequestKind)
-PENDING: dict[str, str] = {
-    "/v1/chat/completions": "chat requests (url /v1/chat/completions) are not supported by acs batch yet: only /v1/completions",
-}
+
+def chat_prompt_tokens(fields: dict[str, Any]) -> tuple[int, int]:
+    """Characters of every message's content / 4, and 4 a message for the chat template's marks."""
+    total = 0
+    for message in fields.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        text = content if isinstance(content, str) else str(content or "")
+        total += (len(text) + 3) // 4 + 4
+    return total, 1
+
+
+def chat_choices(fields: dict[str, Any]) -> int:
+    n = fields.get("n")
+    return n if type(n) is int and n > 0 else 1
+
+
+COMPLETIONS = RequestKind(
+    "completions", "/v1/completions", "completions", "text_completion",
+    completion_problems, completion_prompt_tokens, choices_in, CompletionState, JsonSink,
+)  # fmt: skip
+CHAT = RequestKind(
+    "chat", "/v1/chat/completions", CHAT_PATH, "chat.completion",
+    chat_problems, chat_prompt_tokens, chat_choices, ChatState, ChatJsonSink,
+)  # fmt: skip
+
+KINDS: dict[str, RequestKind] = {kind.url: kind for kind in (COMPLETIONS, CHAT)}

@@ -222,7 +222,7 @@ class Runner:
             return result_line(rid, job.custom_id, None, None, None, error_object(error)), True
         if status >= 300:
             return result_line(rid, job.custom_id, status, answer.request_id, error_body(record, error), None), True
-        body = job.kind.document(answer)
+        body = answer.document()
         return result_line(rid, job.custom_id, status, answer.request_id, body, error_object(error) if error else None), failed
 
     def _finish(self, job: Job, line: bytes, failed: bool) -> None:
