@@ -7,6 +7,7 @@ nothing done twice.
                  non-streaming answer object assembled from the stream's records
     results.py   the OpenAI batch output schema, the append-only writer, reading an output to resume
     state.py     the sidecar file: the input's fingerprint and the lock that keeps one writer
+    resume.py    what earlier runs wrote: what to skip, the fingerprint check, --retry-failed
     limits.py    --rpm / --tpm token buckets
     balance.py   several endpoints: least outstanding requests, a failing replica rested
     jobs.py      a line made a request (its fields over the defaults); the run's counters
