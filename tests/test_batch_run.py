@@ -80,7 +80,8 @@ def test_faults_every_id_once_with_its_own_text_and_retries_only_where_they_belo
         if i % 25 in (11, 13):  # failures: recorded with the server's status and body, sent once
             status = 500 if i % 25 == 11 else 400
             assert res["response"]["status_code"] == status and res["error"] is None
-            assert res["response"]["body"]["error"]["type"] == "scripted"
+            message = "scripted failure" if status == 500 else "bad request"
+            assert res["response"]["body"] == {"error": {"message": message, "type": "scripted", "code": status}}  # the server's own body
             assert counts[p] == 1, f"{p} was retried after HTTP {status}"
             continue
         assert res["error"] is None and res["response"]["status_code"] == 200
