@@ -378,3 +378,18 @@ def test_chat_lines_go_to_chat_completions_and_come_back_as_chat_completion_obje
     assert choice["message"]["role"] == "assistant" and choice["message"]["content"] == answer_text("hello")
     assert choice["finish_reason"] == "stop" and choice["logprobs"] is None
     assert results["t1"]["response"]["body"]["object"] == "text_completion" and text_of(results["t1"]) == answer_text("plain")
+
+
+def test_rpm_paces_the_requests(tmp_path: Path) -> None:
+    import time
+
+    write_prompts(tmp_path / "in.jsonl", prompts(6))
+    server, route = serve()
+    try:
+        started = time.monotonic()
+        r = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url, "--rpm", "240")  # 4 a second, 4 at once
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    assert r.returncode == 0 and route.requests.total() == 6
+    assert took >= 0.45  # the bucket holds 4: the last 2 wait a quarter second each
