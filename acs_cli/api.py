@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
 import re
 import time
 from collections.abc import Callable
@@ -13,17 +11,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from acs_cli import __version__
+from acs_cli import __version__, netrules
 from acs_cli.errors import ConfigError, ConnectError, HTTPStatusError, ProtocolError, TimedOut
+from acs_cli.netrules import CONNECT_TIMEOUT, RETRY_STATUSES
 from acs_cli.settings import ResolvedSettings
+from acs_cli.transport import DecodingTransport, FastTransport, MalformedResponseError
 
-CONNECT_TIMEOUT = 10.0
 ERROR_BODY_LIMIT = 64 * 1024  # an error page is read this far and no further
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-RETRY_AFTER_CAP = 60.0
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 8.0
+# doctor.py still reads these names from here; the rules live in acs_cli.netrules
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+__all__ = ["CONNECT_TIMEOUT", "LOOPBACK_HOSTS", "RETRY_STATUSES", "Api", "error_fields", "http_error", "status_error"]
 
 
 class Api:
@@ -51,16 +48,11 @@ class Api:
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
             host = urlsplit(self.base).hostname or ""
-            if self.base.startswith("http://") and host not in LOOPBACK_HOSTS and not host.startswith("127."):
-                if warn:
-                    warn(f"warning: ACS_API_KEY is sent over plain http:// to {host}; anyone on the path can read it")
+            if warn and self.base.startswith("http://") and not netrules.is_loopback(host):
+                warn(f"warning: ACS_API_KEY is sent over plain http:// to {host}; anyone on the path can read it")
         # httpx drops the Authorization header on a redirect to another origin
-        if transport is None and not _behind_proxy(self.base):
-            from acs_cli.transport import FastTransport
-
-            transport = FastTransport()
-        # with a proxy from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) httpx's
-        # own transport carries the request, as it would for any httpx client
+        if transport is None:
+            transport = _transport_for(self.base)
         self.client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),
@@ -143,9 +135,14 @@ class Api:
                 response = self.client.send(request, stream=True)
             except httpx.TimeoutException as exc:
                 raise self._timeout(exc, request, attempt) from None
+            except MalformedResponseError as exc:  # the server answered, wrongly: a retry would not help
+                raise ProtocolError(
+                    f"malformed HTTP response from {_origin(request.url)}: {exc}",
+                    "the server (or a proxy in front of it) does not speak HTTP/1.1 correctly; check the port in ACS_API_BASE",
+                ) from None
             except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
                 if attempt <= self.retries:
-                    self._sleep(self._backoff(attempt))
+                    self._sleep(netrules.backoff(attempt))
                     continue
                 raise self._connect_error(exc, request, attempt) from None
             except httpx.TooManyRedirects:
@@ -156,7 +153,7 @@ class Api:
                 raise self._connect_error(exc, request, attempt) from None
             if 200 <= response.status_code < 300:
                 return response
-            retry = response.status_code in RETRY_STATUSES and attempt <= self.retries
+            retry = netrules.retryable_status(response.status_code) and attempt <= self.retries
             if accept_errors and not retry:
                 return response
             try:
@@ -167,17 +164,12 @@ class Api:
                 response.close()
             error = http_error(response, body, base=self.base, model=model, has_key=self.has_key)
             if retry:
-                wait = _retry_after(response.headers.get("retry-after"))
-                self._sleep(self._backoff(attempt) if wait is None else wait)
+                wait = netrules.retry_after(response.headers.get("retry-after"))
+                self._sleep(netrules.backoff(attempt) if wait is None else wait)
                 continue
             if attempt > 1:
                 error.message += f" (after {attempt} attempts)"
             raise error
-
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        # exponential with full jitter: 0.5 s, 1 s, 2 s ... capped, times a random factor
-        return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
     def _timeout(self, exc: httpx.TimeoutException, request: httpx.Request, attempt: int) -> TimedOut:
         target = _origin(request.url)
@@ -211,14 +203,21 @@ class Api:
         )
 
 
-def _behind_proxy(base: str) -> bool:
-    from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
-
-    proxies = getproxies_environment()
-    parts = urlsplit(base)
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return False
-    return not proxy_bypass_environment(parts.hostname or "", proxies)
+def _transport_for(base: str) -> httpx.BaseTransport:
+    """acs's own transport, or with a proxy from the environment (HTTP_PROXY, HTTPS_PROXY,
+    ALL_PROXY, NO_PROXY) httpx's, with the same content decoding; an unusable proxy is a
+    configuration error."""
+    proxy = netrules.proxy_url(base)
+    if proxy is None:
+        return FastTransport()
+    netrules.check_proxy(proxy)
+    try:
+        inner = httpx.HTTPTransport(proxy=proxy, verify=netrules.ssl_context())
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot use the proxy {netrules.shown_proxy(proxy)}: {exc}", "fix HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, or bypass it with NO_PROXY"
+        ) from None
+    return DecodingTransport(inner)
 
 
 def _origin(url: httpx.URL) -> str:
@@ -244,23 +243,6 @@ def _read_bounded(response: httpx.Response, limit: int) -> bytes:
     return b"".join(parts)[:limit]
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, min(RETRY_AFTER_CAP, seconds))
-
-
 def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:
     """The message and fields of an error body in any shape servers send (WIRE.md §8.1)."""
     try:
@@ -278,7 +260,7 @@ def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:
         return err, {}
     text = body.decode("utf-8", "replace")
     if "<" in text and ">" in text:  # an HTML error page: its title or heading says enough
-        match = re.search(r"<(?:title|h1)[^>]*>(.*?)</", text, re.I | re.S)
+        match = re.search(r"<(?:title|h1)[^>]*>(.*?)</", text, re.IGNORECASE | re.DOTALL)
         text = match.group(1) if match else re.sub(r"<[^>]+>", " ", text)
     text = " ".join(text.split())
     return (text[:300] if text else None), {}
@@ -287,10 +269,34 @@ def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:
 def http_error(
     response: httpx.Response, body: bytes, *, base: str, model: Any = None, has_key: bool = False
 ) -> HTTPStatusError:
-    status = response.status_code
+    """`status_error` for an httpx response."""
+    return status_error(
+        response.status_code,
+        response.reason_phrase or "",
+        str(response.request.url),
+        body,
+        retry_after=response.headers.get("retry-after"),
+        base=base,
+        model=model,
+        has_key=has_key,
+    )
+
+
+def status_error(
+    status: int,
+    phrase: str,
+    url: str,
+    body: bytes,
+    *,
+    retry_after: str | None = None,
+    base: str,
+    model: Any = None,
+    has_key: bool = False,
+) -> HTTPStatusError:
+    """A non-2xx answer as acs's typed error: the server's message from its error body and a hint
+    for the usual causes. Used by the sync client and the engine alike."""
     message, fields = error_fields(body)
-    phrase = response.reason_phrase or ""
-    head = f"HTTP {status}{' ' + phrase if phrase else ''} from {response.request.url}"
+    head = f"HTTP {status}{' ' + phrase if phrase else ''} from {url}"
     text = f"{head}: {message}" if message else head
     if status in (401, 403):
         hint = (
@@ -305,10 +311,12 @@ def http_error(
         elif not base.rstrip("/").endswith("/v1"):
             hint = f"check ACS_API_BASE: OpenAI-compatible servers usually live under /v1 (try {base.rstrip('/')}/v1)"
         else:
-            endpoint = "/chat/completions" if response.request.url.path.endswith("/chat/completions") else "/completions"
+            endpoint = "/chat/completions" if url.split("?")[0].endswith("/chat/completions") else "/completions"
             hint = f"check ACS_API_BASE: the server has no {endpoint} endpoint there"
     elif status == 429:
         hint = "the server is rate limiting: wait and retry, or raise --retries"
+    elif 300 <= status < 400:
+        hint = "the server redirects; point ACS_API_BASE at the URL it names"
     elif status >= 500:
         hint = "the server failed: check its log, and retry later"
     else:
@@ -319,4 +327,5 @@ def http_error(
         hint,
         error_type=fields.get("type") if isinstance(fields.get("type"), str) else None,
         code=fields.get("code"),
+        retry_after=retry_after,
     )

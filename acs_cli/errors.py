@@ -72,12 +72,20 @@ class HTTPStatusError(AcsError):
     kind = "http"
 
     def __init__(
-        self, status_code: int, message: str, hint: str | None = None, *, error_type: str | None = None, code: object = None
+        self,
+        status_code: int,
+        message: str,
+        hint: str | None = None,
+        *,
+        error_type: str | None = None,
+        code: object = None,
+        retry_after: str | None = None,
     ) -> None:
         super().__init__(message, hint)
         self.status_code = status_code
         self.error_type = error_type
         self.code = code
+        self.retry_after = retry_after  # the server's Retry-After, for a scheduler that retries
         if status_code in (401, 403):
             self.status = ExitStatus.AUTH
         elif status_code >= 500:
