@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from acs_cli.batch.balance import Balancer, Endpoint
     from acs_cli.batch.jobs import Job, Tally
     from acs_cli.batch.limits import Limits
+    from acs_cli.connection import RequestRecord
     from acs_cli.terminal import Terminal
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -65,19 +66,13 @@ def error_object(error: AcsError) -> dict[str, Any]:
     return {"code": error.kind, "message": redact(error.message)}
 
 
-def error_body(record: Any, error: AcsError | None) -> Any:
-    """The server's body of a 4xx/5xx answer: JSON when it is, else its text."""
-    raw = getattr(record, "error_body", None)
-    if isinstance(raw, bytes | bytearray):
-        try:
-            return json.loads(raw)
-        except (ValueError, RecursionError):
-            return raw.decode("utf-8", "replace")
-    # an engine that keeps no body: the fields its error kept
-    fields: dict[str, Any] = {"message": redact(error.message) if error else None}
-    if isinstance(error, HTTPStatusError):
-        fields.update(type=error.error_type, code=error.code)
-    return {"error": fields}
+def error_body(record: RequestRecord) -> Any:
+    """The server's body of a 4xx/5xx answer (as far as the engine read it): JSON when it is, else its text."""
+    raw = record.error_body or b""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw.decode("utf-8", "replace")
 
 
 class Runner:
@@ -192,7 +187,7 @@ class Runner:
                 raise
             error = answer.verdict(record.error)
             reason = retry_reason(error)
-            wait = netrules.retry_after(getattr(error, "retry_after", None)) if isinstance(error, HTTPStatusError) else None
+            wait = netrules.retry_after(error.retry_after) if isinstance(error, HTTPStatusError) else None
             self.balancer.release(ep, replica_failed(record.status, error), wait)
             if error is None or reason is None or attempt > self.retries:
                 return self._result(job, answer, record, error)
@@ -204,7 +199,7 @@ class Runner:
         body = job.body if "model" in job.body or ep.model is None else {**job.body, "model": ep.model}
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
-    def _result(self, job: Job, answer: Answer, record: Any, error: AcsError | None) -> tuple[bytes, bool]:
+    def _result(self, job: Job, answer: Answer, record: RequestRecord, error: AcsError | None) -> tuple[bytes, bool]:
         status = record.status
         rid = self.ids.next()
         usage = answer.usage()
@@ -221,7 +216,7 @@ class Runner:
             assert error is not None
             return result_line(rid, job.custom_id, None, None, None, error_object(error)), True
         if status >= 300:
-            return result_line(rid, job.custom_id, status, answer.request_id, error_body(record, error), None), True
+            return result_line(rid, job.custom_id, status, answer.request_id, error_body(record), None), True
         body = answer.document()
         return result_line(rid, job.custom_id, status, answer.request_id, body, error_object(error) if error else None), failed
 
