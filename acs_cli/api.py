@@ -76,7 +76,10 @@ class Api:
         Connection failures and 429/502/503/504 are retried with backoff, honouring Retry-After,
         but only here, before any byte of the body was read: a retry later would repeat output.
         """
-        content = json.dumps(body, ensure_ascii=False).encode()
+        try:
+            content = json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate (a model id a server sent as "\ud800"): \u escapes
+            content = json.dumps(body).encode()
         request = self.client.build_request(
             "POST",
             self.url(path),
@@ -94,7 +97,7 @@ class Api:
             response.close()
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ProtocolError(
                 f"GET {self.url(path)} did not answer JSON: {raw[:120].decode('utf-8', 'replace')!r}",
                 "check that ACS_API_BASE points at an OpenAI-compatible server (it usually ends in /v1)",
@@ -247,7 +250,7 @@ def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:
     """The message and fields of an error body in any shape servers send (WIRE.md §8.1)."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         payload = None
     err: Any = payload
     if isinstance(payload, dict) and "error" in payload:

@@ -48,15 +48,21 @@ def prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def read_bounded(chunks: Iterable[bytes], limit: int) -> tuple[bytes, bool]:
-    """The body up to `limit` bytes, and whether there was more (the rest is not read)."""
+def read_bounded(chunks: Iterable[bytes], limit: int, timeout: float | None = None) -> tuple[bytes, bool]:
+    """The body up to `limit` bytes, and whether there was more (the rest is not read). With a
+    `timeout`, the whole body must arrive within it (a body trickled byte by byte cannot hold acs)."""
     parts: list[bytes] = []
     size = 0
+    deadline = time.perf_counter() + timeout if timeout else None
     for chunk in chunks:
         parts.append(chunk)
         size += len(chunk)
         if size > limit:
             return b"".join(parts)[:limit], True
+        if deadline is not None and time.perf_counter() > deadline:
+            raise TimedOut(
+                f"the server's JSON answer did not arrive whole within {timeout:g} s", "raise --timeout or ACS_TIMEOUT if the server is just slow"
+            )
     return b"".join(parts), False
 
 
@@ -64,29 +70,46 @@ def parse_document(body: bytes, state: CompletionState) -> list[Record]:
     """A whole JSON body (a 200 answer that is not a stream) into records."""
     try:
         payload = json.loads(body)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError) as exc:
+        what = "neither an event stream nor JSON"
+        if isinstance(exc, RecursionError) or "digits" in str(exc):
+            what = "JSON acs cannot read (nested too deeply, or a number too long)"
         state.failure = ProtocolError(
-            f"the server answered 200 with a body that is neither an event stream nor JSON: {shorten(body[:200].decode('utf-8', 'replace'))}",
+            f"the server answered 200 with a body that is {what}: {shorten(body[:200].decode('utf-8', 'replace'))}",
             "check that the base URL points at an OpenAI-compatible server",
         )
         return []
     return state.feed_document(payload)
 
 
-def pump(chunks: Iterable[bytes], state: CompletionState, sink: Sink, timeline: Timeline) -> None:
+def pump(chunks: Iterable[bytes], state: CompletionState, sink: Sink, timeline: Timeline, timeout: float | None = None) -> None:
     """Bytes to events to records to the sink, one network read (or capture frame) at a time:
-    one parse, one write, one clock read per read, never per token."""
+    one parse, one write, at most one clock read per read, never per token.
+
+    With a `timeout`, reads that bring nothing for the completion (keep-alive comments, pings,
+    a frame trickling in byte by byte) do not hold acs past it: the socket's own timeout starts
+    again with every read, so the data deadline is kept here.
+    """
     parser = SSEParser()
     clock = time.perf_counter
+    span = timeout or 0.0
+    deadline = clock() + span if span else None
     try:
         for chunk in chunks:
             events = parser.feed(chunk)
-            if not events:
+            records = state.feed(events) if events else None
+            if not records:
+                if deadline is not None and clock() > deadline:
+                    if state.verdict(cut=True) is None:
+                        break  # every choice finished: the completion is whole, [DONE] or not
+                    raise silence(state, span, "the text so far is kept", stalled=True)
+                if state.stopped:
+                    break
                 continue
-            records = state.feed(events)
-            if records:
-                note_output(records, timeline, clock)
-                sink.write(records)
+            if deadline is not None:
+                deadline = clock() + span
+            note_output(records, timeline, clock)
+            sink.write(records)
             if state.stopped:
                 break
     finally:
@@ -120,6 +143,20 @@ def note_output(records: list[Record], timeline: Timeline, clock: Callable[[], f
                 timeline.first_answer = now
 
 
+def silence(state: CompletionState | None, timeout: float, kept: str, stalled: bool = False) -> TimedOut:
+    """--timeout passed without data: nothing at all arrived (the socket timed out), or only
+    keep-alive comments, pings and unfinished frames did (`stalled`)."""
+    phase = ""
+    if state is not None:
+        phase = " (between two frames)" if state.choices else " (waiting for the first token)"
+    if not stalled:
+        return TimedOut(f"no data from the server for {timeout:g} s{phase}", f"{kept}; raise --timeout or ACS_TIMEOUT if the server is just slow")
+    return TimedOut(
+        f"no completion data from the server for {timeout:g} s{phase}, only keep-alive pings or a frame that never ended",
+        f"{kept}; a server that only pings is treated as stuck: raise --timeout or ACS_TIMEOUT if it is just slow",
+    )
+
+
 def feed_document(body: bytes, state: CompletionState, sink: Sink, timeline: Timeline) -> None:
     records = parse_document(body, state)
     timeline.last_byte = time.perf_counter()
@@ -140,7 +177,7 @@ def read_completion(response: object, state: CompletionState, sink: Sink, timeli
             first = next(chunks, b"")
             kind = sniff_body(media, first)
             if kind == "json":
-                body, more = read_bounded(prepend(first, chunks), DOCUMENT_LIMIT)
+                body, more = read_bounded(prepend(first, chunks), DOCUMENT_LIMIT, timeout)
                 if more:
                     return ProtocolError(
                         f"the server answered 200 with a JSON body over {DOCUMENT_LIMIT // (1024 * 1024)} MiB", "check the server; acs reads a whole JSON answer up to that size"
@@ -153,7 +190,7 @@ def read_completion(response: object, state: CompletionState, sink: Sink, timeli
                     "check that the base URL points at an OpenAI-compatible server, not a web page or a proxy login",
                 )
             chunks = prepend(first, chunks)
-        pump(chunks, state, sink, timeline)
+        pump(chunks, state, sink, timeline, timeout)
     except AcsError as exc:  # an event too large for the parser
         return exc
     except httpx.HTTPError as exc:
@@ -169,10 +206,9 @@ def body_error(exc: Exception, state: CompletionState | None, timeout: float) ->
 
     kept = "the text so far is kept" if state is not None else "the bytes received are on stdout"
     if isinstance(exc, httpx.TimeoutException):
-        phase = ""
-        if state is not None:
-            phase = " (between two frames)" if state.frames else " (waiting for the first token)"
-        return TimedOut(f"no data from the server for {timeout:g} s{phase}", f"{kept}; raise --timeout or ACS_TIMEOUT if the server is just slow")
+        if state is not None and state.verdict(cut=True) is None:
+            return None  # silent after every choice finished: the completion is whole
+        return silence(state, timeout, kept)
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         if state is not None and state.verdict(cut=True) is None:
             return None

@@ -14,9 +14,10 @@ from typer.core import TyperCommand, TyperGroup
 # the panels, in the order a command's help shows them; options without one go last, under "Options"
 INPUT = "Input"  # what a command reads that is not a request (a capture, a file of prompts)
 REQUEST = "Request"  # fields of the request body, and the model
+LOAD = "Load"  # how many requests, how fast, for how long, from how many processes (acs bench)
 OUTPUT = "Output"  # what is printed, and where
 CONNECTION = "Connection"  # where the server is and how long to wait for it
-PANELS = (INPUT, REQUEST, OUTPUT, CONNECTION)
+PANELS = (INPUT, LOAD, REQUEST, OUTPUT, CONNECTION)
 OTHER = "Options"
 
 

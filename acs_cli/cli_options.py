@@ -31,8 +31,20 @@ Timeout = Annotated[
         metavar="SECONDS",
         rich_help_panel=CONNECTION,
         show_default=False,
-        help="Longest wait for the answer to start and, while it streams, for the next bytes; not a limit on the whole run "
-        "(connecting: at most 10 s) [env ACS_TIMEOUT; default 600].",
+        help="Longest wait for the answer to start and, while it streams, between two reads that bring completion data "
+        "(keep-alive pings do not count); not a limit on the whole run: see --max-time (connecting: at most 10 s) "
+        "[env ACS_TIMEOUT; default 600].",
+    ),
+]
+MaxTime = Annotated[
+    Optional[float],
+    typer.Option(
+        "--max-time",
+        metavar="SECONDS",
+        rich_help_panel=CONNECTION,
+        show_default=False,
+        help="Cap the whole run (connecting, retries, waiting, streaming) at this many seconds, like curl --max-time; "
+        "past it acs stops with exit 5, keeping the text so far.",
     ),
 ]
 Retries = Annotated[

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acs_cli.errors import AcsError, IncompleteStream, ProtocolError, StreamError
+from acs_cli.outcome import token_count
 from acs_cli.records import Delta, Done, Finish, Record, StreamFailure, Usage
 from acs_cli.text import shorten
 
@@ -35,11 +36,14 @@ _loads = json.loads
 # compact JSON, and anything it does not take whole goes through json.loads for the real error
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
+EXTRA_CHOICES = 64  # choices a stream may bring beyond those asked for (shown, and they must finish)
 _NOT_COMPLETION_HINT = "check that the base URL points at an OpenAI-compatible server; `acs complete --raw` shows the bytes"
 
 
 def parse_json(data: str) -> Any:
-    """One JSON document; ValueError for anything that is not one (RecursionError included)."""
+    """One JSON document; ValueError for anything that is not one, with why: nested too deeply
+    (RecursionError), a number too long to read (past Python's 4300 digits), or not JSON.
+    NaN, Infinity and numbers past a float's range (1e999) are read as the floats they name."""
     try:
         try:
             value, end = _scan(data, 0)
@@ -50,6 +54,22 @@ def parse_json(data: str) -> Any:
         return value
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    except ValueError as exc:
+        if "digits" in str(exc):
+            raise ValueError("a number too long to read") from None
+        raise ValueError("not JSON") from None
+
+
+def describe(value: Any, limit: int = 80) -> str:
+    """A server value that should have been a short string (a finish reason, an error message),
+    as one shortened line, whatever it is: nested garbage and huge numbers included."""
+    if isinstance(value, str):
+        return shorten(value, limit)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        text = type(value).__name__
+    return shorten(text, limit)
 
 
 @dataclass
@@ -67,11 +87,11 @@ def stream_error(payload: Any, fallback: str) -> StreamError:
         error_type = payload.get("type")
         code = payload.get("code")
     else:
-        message = str(payload) if payload else fallback
+        message = payload or fallback
         error_type = code = None
-    detail = f" ({error_type}" + (f", code {code})" if code is not None else ")") if error_type else ""
+    detail = f" ({describe(error_type)}" + (f", code {describe(code)})" if code is not None else ")") if error_type else ""
     return StreamError(
-        f"the server reported an error mid-stream: {shorten(str(message))}{detail}",
+        f"the server reported an error mid-stream: {describe(message, 200)}{detail}",
         "the text before the error is kept; retry the request, and check the server's log if it repeats",
         error_type=error_type if isinstance(error_type, str) else None,
         code=code,
@@ -121,8 +141,7 @@ class CompletionState:
             try:
                 frame = parse_json(data)
             except ValueError as exc:
-                reason = "nested too deeply" if "nested" in str(exc) else "not JSON"
-                self._fail(ProtocolError(f"the server sent a frame that is {reason}: {shorten(data)}", _NOT_COMPLETION_HINT), records)
+                self._fail(ProtocolError(f"the server sent a frame that is {exc}: {shorten(data)}", _NOT_COMPLETION_HINT), records)
                 break
             if type(frame) is not dict:
                 if frame is None:
@@ -169,7 +188,7 @@ class CompletionState:
             return
         # other named events (ping, ...) carry nothing for a completion; but completion JSON under
         # another name would vanish silently, so say so once
-        if "completion" not in data or "choices" not in data or any("event:" in n for n in self.notices):
+        if "choices" not in data or any("event:" in n for n in self.notices):
             return
         try:
             frame = parse_json(data)
@@ -207,22 +226,23 @@ class CompletionState:
             if type(c) is not dict:
                 continue
             index = c.get("index", 0)
+            if type(index) is not int or index < 0:  # True and 1.0 would pass for choice 1 in a dict
+                self._fail(ProtocolError(f"the server sent a choice index that is not a whole number: {describe(index, 60)}", _NOT_COMPLETION_HINT), records)
+                return
             state = states.get(index)
+            first = state is None
             if state is None:
-                if type(index) is not int or index < 0:
-                    self._fail(ProtocolError(f"the server sent a choice index that is not a whole number: {shorten(repr(index), 60)}", _NOT_COMPLETION_HINT), records)
+                if len(states) >= self.expected + EXTRA_CHOICES:  # memory stays flat
+                    self._fail(ProtocolError(f"the server sent more than {len(states)} choices; {self.expected} were asked for", _NOT_COMPLETION_HINT), records)
                     return
                 state = states[index] = ChoiceState(index)
-                first = True
-            else:
-                first = False
             if state.finished:
                 continue  # duplicate terminal frames (vLLM before PR #28591)
             self._read_choice(c, index, first, records)
             reason = c.get("finish_reason")
             if reason is not None:
                 state.finished = True
-                state.finish_reason = reason if isinstance(reason, str) else str(reason)
+                state.finish_reason = reason if isinstance(reason, str) else describe(reason)
                 state.stop_reason = c.get("stop_reason")
                 records.append(Finish(index, state.finish_reason, state.stop_reason))
 
@@ -248,21 +268,24 @@ class CompletionState:
             return
         first = choices[0]
         index = first.get("index", 0) if type(first) is dict else 0
+        if type(index) is not int:
+            return  # the frame fails on its index (see _frame)
         self._choice_usage[index] = usage
         if len(self._choice_usage) == 1:
             self.usage = usage
             return
         total: dict[str, Any] = {}
         for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-            values = [u.get(key) for u in self._choice_usage.values()]
-            if all(type(v) is int for v in values):
-                total[key] = sum(values)
+            values = [token_count(u.get(key)) for u in self._choice_usage.values()]
+            if all(v is not None for v in values):
+                total[key] = sum(v for v in values if v is not None)
         self.usage = total or usage
 
     def verdict(self, *, cut: bool = False) -> AcsError | None:
         """Once the body ended: None when the completion is whole, else what went wrong.
 
-        Whole means every choice asked for (and every one the server sent) has its finish reason,
+        Whole means every choice asked for (0..n-1; with one asked for, the one that came, whatever
+        its index) and every one the server sent has its finish reason,
         with or without [DONE] after it; [DONE] alone, or before a choice finished, is incomplete
         (llama-cpp-python ends a generation that way when another request takes its slot).
         """
@@ -274,7 +297,9 @@ class CompletionState:
                 f"the server ended the generation with finish reason {aborted[0].finish_reason!r}",
                 "the text so far is kept; the server aborted the request (overload, shutdown or a client timeout upstream): retry it",
             )
-        unfinished = [i for i in sorted(set(self.choices) | set(range(self.expected))) if i not in self.choices or not self.choices[i].finished]
+        # the choices asked for are 0..n-1; one choice asked for is whichever index it came with
+        asked = set(range(self.expected)) if self.expected > 1 or not self.choices else set()
+        unfinished = [i for i in sorted(set(self.choices) | asked) if i not in self.choices or not self.choices[i].finished]
         if not unfinished:
             return None
         if self.done:

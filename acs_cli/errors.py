@@ -9,7 +9,8 @@
      ├── StreamError           the server reported an error inside a 200 stream       (9)
      ├── IncompleteStream      the stream ended before the completion did             (10)
      ├── ProtocolError         the server sent something that is not a completion     (11)
-     ├── SomeFailed            acs batch finished, but some requests failed           (12)
+     ├── OutputFailed          writing stdout failed: disk full, I/O error            (12)
+     ├── SomeFailed            acs batch finished, but some requests failed           (14)
      └── StdoutClosed          the reader of stdout went away: end quietly            (141)
 
 Each class names its `kind`, the word --json and --jsonl report it under.
@@ -33,7 +34,9 @@ class ExitStatus(IntEnum):
     STREAM_ERROR = 9
     INCOMPLETE = 10
     PROTOCOL = 11
-    SOME_FAILED = 12  # acs batch: the run finished and wrote every result, but some requests failed
+    OUTPUT = 12  # stdout could not be written (disk full, I/O error): not a reader that left
+    SLO_MISSED = 13  # acs bench --slo-goodput: too few requests met the SLOs
+    SOME_FAILED = 14  # acs batch: the run finished and wrote every result, but some requests failed
     INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
     BROKEN_PIPE = 141  # the reader of stdout went away, as a shell reports SIGPIPE
 
@@ -114,6 +117,18 @@ class IncompleteStream(AcsError):
 class ProtocolError(AcsError):
     status = ExitStatus.PROTOCOL
     kind = "protocol"
+
+
+class OutputFailed(AcsError):
+    """Writing stdout failed for another reason than its reader leaving (ENOSPC on /dev/full or a
+    full disk, EIO): said in one line, without a hint (there is nothing acs could suggest)."""
+
+    status = ExitStatus.OUTPUT
+    kind = "output"
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"cannot write to stdout: {exc.strerror or exc}")
+        self.errno = exc.errno
 
 
 class SomeFailed(AcsError):

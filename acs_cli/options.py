@@ -49,6 +49,7 @@ class ConnectionOptions:
     timeout: str | None = None
     profile: str | None = None
     retries: int = 2
+    max_time: float | None = None  # cap on the whole run, like curl --max-time
 
     def settings_flags(self) -> dict[str, str | None]:
         """The flags as acs_cli.settings.load_settings takes them."""

@@ -12,6 +12,12 @@ from acs_cli.errors import AcsError, ExitStatus
 if TYPE_CHECKING:
     from acs_cli.completion_state import CompletionState
 
+
+def token_count(value: Any) -> int | None:
+    """A token count the server reported, or None when it is not one (a bool, a float, a string,
+    a negative number, or one too large to be a count: past 2**63 it could not even be divided)."""
+    return value if type(value) is int and 0 <= value < 1 << 63 else None
+
 # the signals that end a run the way Ctrl-C does, and what --json calls them
 SIGNAL_NAMES = {
     int(_signal.SIGINT): "interrupted by Ctrl-C",
@@ -40,9 +46,9 @@ class Timeline:
         t0 = self.sent if self.sent is not None else end
         total = max(0.0, end - t0)
         ttft = None if self.first_text is None else max(0.0, self.first_text - t0)
-        completion = usage.get("completion_tokens") if isinstance(usage, dict) else None
-        estimated = not (isinstance(completion, int) and not isinstance(completion, bool))
-        tokens = self.text_frames if estimated else completion
+        completion = token_count(usage.get("completion_tokens")) if isinstance(usage, dict) else None
+        estimated = completion is None
+        tokens = self.text_frames if completion is None else completion
         rate = None
         if ttft is not None and tokens is not None and tokens > 1 and total - ttft > 0:
             rate = round((tokens - 1) / (total - ttft), 1)
@@ -88,7 +94,9 @@ class Outcome:
 
     @property
     def stdout_closed(self) -> bool:
-        return self.error is not None and self.error.status == ExitStatus.BROKEN_PIPE
+        """Whether stdout can take nothing more: its reader left (141) or writing it failed (12).
+        Nothing more is written then, on stdout or stderr, but the one line of a failure."""
+        return self.error is not None and self.error.status in (ExitStatus.BROKEN_PIPE, ExitStatus.OUTPUT)
 
     def figures(self) -> dict[str, Any]:
         """The timings --json, --jsonl and --stats report."""

@@ -82,13 +82,13 @@ def make_sink(
     if out.logprobs_table:
         from acs_cli.sinks.logprobs import LogprobsTable
 
-        base = LogprobsTable(base, term, out.choice)
+        base = LogprobsTable(base, term, out.choice, text)
     summary: type[Summary] = Summary
     if chat:
         from acs_cli.sinks.chat import ChatSummary
 
         summary = ChatSummary
-    sink: Sink = summary(base, term, quiet=out.quiet, stats=out.stats, text=text, source=source, usage_asked=usage_asked)
+    sink: Sink = summary(base, term, quiet=out.quiet, stats=out.stats, text=text, source=source, usage_asked=usage_asked, logprobs_asked=logprobs)
     if out.json or out.jsonl:
         from acs_cli.sinks.json import JsonlSink, JsonSink
 

@@ -8,6 +8,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.errors import UsageError
+from acs_cli.text import shorten
 
 if TYPE_CHECKING:
     from acs_cli.options import RequestOptions
@@ -31,8 +32,28 @@ def decode_escapes(text: str) -> str:
     return "".join(out)
 
 
+def check_text(name: str, value: str) -> None:
+    """Arguments are sent as they were typed, so they must be text: bytes that are not UTF-8 reach
+    Python as surrogate escapes (U+DC80-U+DCFF), which no JSON request can carry. acs refuses
+    them (a usage error) rather than send something else than what was typed; stdin, a stream like
+    the server's, is decoded leniently instead (undecodable bytes become U+FFFD)."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        what = f"byte 0x{ord(bad) - 0xDC00:02x}" if "\udc80" <= bad <= "\udcff" else f"U+{ord(bad):04X}"
+        raise UsageError(
+            f"{name} is not valid UTF-8 text ({what} at character {exc.start + 1})",
+            "acs sends arguments as UTF-8: convert the text first (iconv -f latin1 -t utf-8), or pipe a prompt on stdin, where undecodable bytes become U+FFFD",
+        ) from None
+
+
 def read_prompt(argument: str | None, escapes: bool, term: Terminal, command: str = "complete") -> str:
     """The argument, stdin, or stdin's text, a newline, then the argument."""
+    if argument is not None:
+        check_text("the prompt", argument)
     if argument is not None and escapes:
         argument = decode_escapes(argument)
     stdin_text: str | None = None
@@ -75,6 +96,7 @@ def parse_params(params: list[str]) -> dict[str, Any]:
     string. NaN and Infinity are refused: JSON has no such values, so no server could read them."""
     extra: dict[str, Any] = {}
     for item in params:
+        check_text("--param", item)
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or not key:
@@ -85,7 +107,9 @@ def parse_params(params: list[str]) -> dict[str, Any]:
             extra[key] = json.loads(value, parse_constant=_no_nan, parse_float=_finite_float)
         except ValueError as exc:
             if "NaN and Infinity" in str(exc):
-                raise UsageError(f"--param {key}: {value} is not a number JSON can carry", "give a finite number") from None
+                raise UsageError(f"--param {key}: {shorten(value, 40)} is not a number JSON can carry", "give a finite number") from None
+            if "digits" in str(exc):  # past Python's 4300 digits: no server would read it either
+                raise UsageError(f"--param {key}: the number is too long ({len(value)} characters)", "give a number of at most 4300 digits") from None
             extra[key] = value
         except RecursionError:
             raise UsageError(f"--param {key}: the value is nested too deeply", "give a simpler JSON value") from None
@@ -93,9 +117,31 @@ def parse_params(params: list[str]) -> dict[str, Any]:
 
 
 def check_finite(name: str, value: float | None) -> None:
-    """Numeric flags: NaN and Infinity cannot go into a JSON request."""
+    """Numeric flags: NaN and Infinity (also 1e999, which reads as Infinity) cannot go into a JSON
+    request, nor be waited for."""
     if value is not None and not math.isfinite(value):
         raise UsageError(f"{name} {value} is not a finite number", f"give {name} a finite number")
+
+
+def check_seconds(name: str, value: float | None, *, zero: bool = False, most: float | None = None) -> None:
+    """A flag that is a number of seconds: finite, above 0 (or at 0 when `zero` is allowed), and
+    not above `most`."""
+    if value is None:
+        return
+    check_finite(name, value)
+    if value < 0 or (value == 0 and not zero) or (most is not None and value > most):
+        lowest = "0" if zero else "above 0"
+        upper = f" and at most {most:g}" if most is not None else ""
+        raise UsageError(f"{name} {value:g} is out of range", f"give {name} a number of seconds {lowest}{upper}")
+
+
+def check_request_flags(opts: RequestOptions) -> None:
+    """Every request flag that could hold what no JSON request can carry: NaN and Infinity in the
+    numbers, undecodable bytes in the text (the prompt and --param are checked where they are read)."""
+    for name, value in (("--temperature", opts.temperature), ("--top-p", opts.top_p), ("--presence-penalty", opts.presence_penalty), ("--frequency-penalty", opts.frequency_penalty)):
+        check_finite(name, value)
+    for stop in opts.stop:
+        check_text("--stop", stop)
 
 
 def build_body(model: str, prompt: Any, opts: RequestOptions, defaults: Any = None) -> dict[str, Any]:

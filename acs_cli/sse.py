@@ -43,6 +43,17 @@ class SSEParser:
         """Parse one read; return the (event type, data) pairs it completed."""
         if not chunk:
             return []
+        # the common read, one whole `data: …` frame with nothing pending: one line, LF only, so
+        # the general rules give exactly its data (this is most of the time of a busy stream)
+        if (
+            chunk[:6] == b"data: "
+            and chunk[-2:] == b"\n\n"
+            and chunk.find(b"\n") == len(chunk) - 2
+            and b"\r" not in chunk
+            and not (self._held or self._data or self._skip_lf or self._event)
+        ):
+            self._at_start = False
+            return [("message", chunk[6:-2].decode("utf-8", "replace"))]
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":

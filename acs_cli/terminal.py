@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO, TextIO
 
+from acs_cli.errors import OutputFailed
+
 _SGR = {"error": "\x1b[1;31m", "hint": "\x1b[33m", "dim": "\x1b[2m", "warn": "\x1b[33m"}
 
 
@@ -110,6 +112,10 @@ class Terminal:
             self.stdout.flush()
         except ValueError:  # stdout closed under us
             raise BrokenPipeError from None
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # ENOSPC (/dev/full), EIO: a failure to say, not a reader that left
+            raise OutputFailed(exc) from None
 
     def message(self, text: str, style: str | None = None) -> None:
         """One line on stderr, styled only when stderr is a colour terminal; a closed stderr is

@@ -11,7 +11,7 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "batch chat complete completion config doctor models replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "batch bench chat complete completion config doctor models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -21,16 +21,22 @@ _acs() {
                 COMPREPLY=($(compgen -W "--output -o --errors --ordered --retry-failed --force --format --escapes -e --dry-run --model -m --max-tokens --temperature -t --top-p --stop --seed --param -p --base-url --api-base --profile --timeout --concurrency -c --rpm --tpm --retries --help -h" -- "$cur"))
             fi
             ;;
-        chat)
-            case "$prev" in --system|--system-file|--messages|--tools|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--reasoning|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
+        bench)
+            case "$prev" in --concurrency|-c|--rate|-r|--arrival|--burstiness|--max-concurrency|--requests|-n|--duration|--warmup|--seed|--workers|--ray|--prompts|--input-tokens|--output-tokens|--param|-p|--model|-m|--slo|--slo-goodput|--json|--save-requests|--report|--base-url|--api-base|--timeout|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--system --system-file --messages --tools --escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --presence-penalty --frequency-penalty --param -p --no-usage --reasoning --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --retries --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--concurrency -c --rate -r --arrival --burstiness --max-concurrency --sweep --requests -n --duration --warmup --seed --workers --ray --prompts --input-tokens --output-tokens --param -p --model -m --slo --slo-goodput --json --save-requests --report --quiet -q --base-url --api-base --timeout --profile --help -h" -- "$cur"))
+            fi
+            ;;
+        chat)
+            case "$prev" in --system|--system-file|--messages|--tools|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--reasoning|--choice|--base-url|--api-base|--timeout|--max-time|--retries|--profile) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--system --system-file --messages --tools --escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --presence-penalty --frequency-penalty --param -p --no-usage --reasoning --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --max-time --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         complete)
-            case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--api-base|--timeout|--retries|--profile) return ;; esac
+            case "$prev" in --model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--n|-n|--logprobs|--presence-penalty|--frequency-penalty|--param|-p|--choice|--base-url|--api-base|--timeout|--max-time|--retries|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --retries --profile --help -h" -- "$cur"))
+                COMPREPLY=($(compgen -W "--escapes -e --model -m --max-tokens --temperature -t --top-p --stop --seed --n -n --logprobs --echo --presence-penalty --frequency-penalty --param -p --no-usage --quiet -q --choice --json --jsonl --stats --logprobs-table --raw --include -i --base-url --api-base --timeout --max-time --retries --profile --help -h" -- "$cur"))
             fi
             ;;
         completion)

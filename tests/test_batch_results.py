@@ -122,7 +122,7 @@ def test_changed_input_refused_unless_force(tmp_path: Path) -> None:
         assert changed.returncode == 2 and "the input changed since the output was started" in changed.stderr and "--force" in changed.stderr
         assert server.accepted == 0
         forced = run_acs(["batch", "in.txt", "-o", "out.jsonl", "--base-url", server.base_url, "-m", "m", "--force", "--retries", "0"], cwd=tmp_path)
-    assert forced.returncode == 12  # line-2 was sent (to a server that resets), line-1 skipped
+    assert forced.returncode == 14  # line-2 was sent (to a server that resets), line-1 skipped
     assert "1 skipped as already done" in forced.stderr
     record = json.loads((tmp_path / "out.jsonl.acs-batch").read_text())
     assert record["format"] == "text" and record["sha256"] != "0" * 64
@@ -138,5 +138,19 @@ def test_the_errors_file_must_stay_the_same(tmp_path: Path) -> None:
         other = run_acs(["batch", "in.txt", "-o", "out.jsonl", "--base-url", server.base_url, "-m", "m"], cwd=tmp_path)
     finally:
         server.close()
-    assert first.returncode == 12 and other.returncode == 2
+    assert first.returncode == 14 and other.returncode == 2
     assert "was started with --errors" in other.stderr and route.requests.total() == 2
+
+
+def test_a_full_disk_mid_run_is_exit_12_and_keeps_what_was_written(tmp_path: Path) -> None:
+    from acs_cli.batch.results import OutputFileFailed
+
+    writer = ResultWriter(str(tmp_path / "out.jsonl"))
+    writer.write(ok("a"))
+    os.close(writer.fd)
+    writer.fd = os.open("/dev/full", os.O_WRONLY)
+    with pytest.raises(OutputFileFailed) as failed:
+        writer.write(ok("b"))
+    writer.close()
+    assert failed.value.status == 12 and "No space left on device" in failed.value.message
+    assert (tmp_path / "out.jsonl").read_bytes() == ok("a")

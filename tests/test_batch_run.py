@@ -71,7 +71,7 @@ def test_faults_every_id_once_with_its_own_text_and_retries_only_where_they_belo
     finally:
         fast.close()
         slow.close()
-    assert r.returncode == 12, r.stderr
+    assert r.returncode == 14, r.stderr
     results = by_id(read_results(tmp_path / "out.jsonl"))
     assert set(results) == {f"id-{i}" for i in range(len(items))}
     counts = fast_route.requests + slow_route.requests
@@ -116,11 +116,11 @@ def test_retry_failed_sends_only_the_failures_and_keeps_each_id_once(tmp_path: P
         first = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", failing.base_url)
     finally:
         failing.close()
-    assert first.returncode == 12
+    assert first.returncode == 14
     again, route = serve()
     try:
         plain = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", again.base_url)
-        assert plain.returncode == 12 and route.requests.total() == 0  # failures are not sent again without the flag
+        assert plain.returncode == 14 and route.requests.total() == 0  # failures are not sent again without the flag
         assert "10 failed in an earlier run" in plain.stderr
         retried = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", again.base_url, "--retry-failed")
     finally:
@@ -140,7 +140,7 @@ def test_errors_file_takes_the_failures(tmp_path: Path) -> None:
         r = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--errors", "err.jsonl", "--base-url", server.base_url)
     finally:
         server.close()
-    assert r.returncode == 12 and "err.jsonl" in r.stderr
+    assert r.returncode == 14 and "err.jsonl" in r.stderr
     good = by_id(read_results(tmp_path / "out.jsonl"))
     bad = by_id(read_results(tmp_path / "err.jsonl"))
     assert set(bad) == {"id-0", "id-5", "id-10", "id-15"}
@@ -193,7 +193,7 @@ def test_no_retry_on_other_4xx_and_an_error_for_no_answer(tmp_path: Path) -> Non
     (tmp_path / "in.txt").write_text("one\ntwo\n")
     with ClosingListener() as dead:
         r = batch(tmp_path, "in.txt", "-o", "out.jsonl", "--base-url", f"http://127.0.0.1:{dead.port}/v1", "--retries", "1")
-    assert r.returncode == 12
+    assert r.returncode == 14
     results = by_id(read_results(tmp_path / "out.jsonl"))
     assert set(results) == {"line-1", "line-2"}
     for res in results.values():

@@ -110,7 +110,8 @@ def test_bash_completes_commands(tmp_path) -> None:
 
 
 def test_bash_completes_options(tmp_path) -> None:
-    assert bash_complete(["acs", "complete", "--max"], tmp_path) == ["--max-tokens"]
+    assert sorted(bash_complete(["acs", "complete", "--max"], tmp_path)) == ["--max-time", "--max-tokens"]
+    assert bash_complete(["acs", "complete", "--max-to"], tmp_path) == ["--max-tokens"]
     assert "--delay" in bash_complete(["acs", "replay", "--"], tmp_path)
 
 

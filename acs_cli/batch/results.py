@@ -24,10 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acs_cli.batch.ids import IdSet, count_lines
-from acs_cli.errors import UsageError
+from acs_cli.errors import AcsError, ExitStatus, UsageError
 from acs_cli.sinks.json import dumps
 
 RESULT_LINE_LIMIT = 256 << 20  # a result line longer than this cannot be ours
+
+
+class OutputFileFailed(AcsError):
+    """Writing a result failed mid-run (a full disk, an I/O error): exit 12, as for stdout; every
+    line written before stays, and the next run resumes after it."""
+
+    status = ExitStatus.OUTPUT
+    kind = "output"
 
 
 class ResultIds:
@@ -78,7 +86,7 @@ class ResultWriter:
             while view:  # a regular file takes the whole line at once; a short write is finished here
                 view = view[os.write(self.fd, view) :]
         except OSError as exc:
-            raise UsageError(f"cannot write {self.path}: {exc.strerror or exc}", "free some space, then run the same command again to resume") from None
+            raise OutputFileFailed(f"cannot write {self.path}: {exc.strerror or exc}", "free some space, then run the same command again to resume") from None
         self.lines += 1
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ The order of things: flags and settings (one endpoint per --base-url or --profil
 whole input validated (nothing is sent while any line is wrong; --dry-run stops here with the
 counts), then the output locked, checked against the input's fingerprint and read for what is
 already done, then the run (acs_cli.batch.runner), then the summary line and the exit status:
-0 when every request succeeded, 12 when the run finished but some failed, 128+N on a signal.
+0 when every request succeeded, 14 when the run finished but some failed, 128+N on a signal.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def converse(opts: ChatOptions, term: Terminal) -> int:
     if out.raw or out.json or out.jsonl:
         flag = "--raw" if out.raw else "--json" if out.json else "--jsonl"
         raise UsageError(f"{flag} needs a prompt: a conversation shows its answers on the terminal", f'give the prompt: acs chat {flag} "Hi"')
-    check_request(opts.request, out, opts.escapes)
+    check_request(opts.request, out, opts.connection, opts.escapes)
     messages = read_messages(opts.messages, term) if opts.messages is not None else []
     messages = with_system(messages, system_text(opts, term))
     tools = read_tools(opts.tools, term) if opts.tools is not None else None

@@ -10,8 +10,8 @@ from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError
 from acs_cli.options import ChatOptions, CompleteOptions, ConnectionOptions, OutputOptions, RequestOptions
 from acs_cli.output import check_output_flags, make_sink
-from acs_cli.request import build_body, check_finite, choices_in, decode_escapes, parse_params, read_prompt
-from acs_cli.run import drive
+from acs_cli.request import build_body, check_request_flags, check_seconds, check_text, choices_in, decode_escapes, parse_params, read_prompt
+from acs_cli.run import MaxTime, before_request, drive
 
 if TYPE_CHECKING:
     from acs_cli.api import Api
@@ -24,26 +24,31 @@ if TYPE_CHECKING:
 
 def complete(opts: CompleteOptions, term: Terminal) -> Outcome:
     req = opts.request
-    check_request(req, opts.output, opts.escapes)
-    prompt = read_prompt(opts.prompt, opts.escapes, term)
-    settings = resolve_settings(opts.connection, term)
+    limit = check_request(req, opts.output, opts.connection, opts.escapes)
+    with before_request(limit):  # a prompt on a stdin that never ends, a slow api_key_command
+        prompt = read_prompt(opts.prompt, opts.escapes, term)
+        settings = resolve_settings(opts.connection, term)
     body = build_body(settings.model or "", prompt, req, settings)  # the model is filled in below
     choices = choices_in(body)
     check_output_flags(opts.output, choices)
     sink = make_sink(opts.output, term, choices=choices, logprobs=req.logprobs is not None, usage_asked=req.usage)
-    return send(opts, term, settings, body, sink, choices)
+    return send(opts, term, settings, body, sink, choices, limit=limit)
 
 
-def check_request(req: RequestOptions, out: OutputOptions, escapes: bool) -> None:
-    """The request and output flags, before anything is read or sent (usage errors, exit 2)."""
+def check_request(req: RequestOptions, out: OutputOptions, connection: ConnectionOptions, escapes: bool) -> MaxTime | None:
+    """The request, output and connection flags, before anything is read or sent (usage errors,
+    exit 2); the --max-time limit, counted from here."""
     if out.logprobs_table and req.logprobs is None:
         req.logprobs = 5  # the table needs them
     check_output_flags(out)
-    for name, value in (("--temperature", req.temperature), ("--top-p", req.top_p), ("--presence-penalty", req.presence_penalty), ("--frequency-penalty", req.frequency_penalty)):
-        check_finite(name, value)
+    check_request_flags(req)
+    if connection.model is not None:
+        check_text("--model", connection.model)
+    check_seconds("--max-time", connection.max_time)
     if escapes:
         req.stop = [decode_escapes(s) for s in req.stop]
     parse_params(req.params)  # a malformed --param is a usage error before any request
+    return MaxTime(connection.max_time) if connection.max_time else None
 
 
 def resolve_settings(connection: ConnectionOptions, term: Terminal) -> ResolvedSettings:
@@ -66,6 +71,7 @@ def send(
     *,
     path: str = "completions",
     state_class: type[CompletionState] = CompletionState,
+    limit: MaxTime | None = None,
 ) -> Outcome:
     """Send the request to `path` and stream its answer into the sink (the bytes with --raw)."""
     from acs_cli.api import Api
@@ -75,8 +81,8 @@ def send(
             from acs_cli.sinks.raw import RawSink
 
             assert isinstance(sink, RawSink)
-            return drive(sink, lambda outcome: _raw(api, settings, body, opts, sink, outcome, term, path), settings.model)
-        return drive(sink, lambda outcome: stream_answer(api, settings, body, sink, outcome, state_class(choices), path), settings.model)
+            return drive(sink, lambda outcome: _raw(api, settings, body, opts, sink, outcome, term, path), settings.model, limit)
+        return drive(sink, lambda outcome: stream_answer(api, settings, body, sink, outcome, state_class(choices), path), settings.model, limit)
 
 
 def stream_answer(api: Api, settings: ResolvedSettings, body: dict[str, Any], sink: Sink, outcome: Outcome, state: CompletionState, path: str) -> AcsError | None:
@@ -100,27 +106,51 @@ def _raw(
 
     from acs_cli.api import http_error
     from acs_cli.body import body_error
+    from acs_cli.transport import content_encoded
 
     model = body["model"] = outcome.model = settings.model or api.pick_model()
     outcome.timeline.sent = time.perf_counter()
     response = api.open_completion(body, accept_errors=True, path=path)
-    kept = bytearray()  # an error body is shown whole (as curl does) and kept this far for the message
     try:
         if opts.output.include_headers:
             status_line = f"{response.http_version} {response.status_code} {response.reason_phrase}".rstrip()
             sink.head(status_line, list(response.headers.raw))
         failed = response.status_code >= 300
+        if content_encoded(response) and not opts.output.quiet:
+            term.message(f"acs: note: the server sent the body {response.headers.get('content-encoding', 'compressed')}-encoded; --raw shows the bytes as sent (acs decodes them otherwise)", "warn")
         try:
-            for chunk in response.iter_raw():
-                sink.write_bytes(chunk)
-                if failed and len(kept) < ERROR_BODY_LIMIT:
-                    kept += chunk[: ERROR_BODY_LIMIT - len(kept)]
+            kept = _copy_raw(response, sink, failed, api.timeout)
         except httpx.HTTPError as exc:
             return body_error(exc, None, api.timeout)
     finally:
         response.close()
     if failed:
-        return http_error(response, bytes(kept), base=api.base, model=model, has_key=api.has_key)
-    if "event-stream" in response.headers.get("content-type", "") and b"[DONE]" not in sink.tail and not opts.output.quiet:
+        return http_error(response, kept, base=api.base, model=model, has_key=api.has_key)
+    if "event-stream" in response.headers.get("content-type", "") and b"[DONE]" not in sink.tail and not opts.output.quiet and not content_encoded(response):
         term.message("acs: note: the stream ended without data: [DONE]", "warn")
     return None
+
+
+def _copy_raw(response: Any, sink: RawSink, failed: bool, timeout: float) -> bytes:
+    """Every read to the sink as it comes; an error body is shown whole (as curl does) and kept up
+    to ERROR_BODY_LIMIT for the message. In an event stream that is not content-encoded, a read
+    holding a `data:` field is what counts as data for --timeout: a server that only pings, or
+    trickles a frame byte by byte, is stopped as it would be without --raw."""
+    from acs_cli.body import silence
+
+    kept = bytearray()
+    clock = time.perf_counter
+    watch = not failed and "event-stream" in response.headers.get("content-type", "") and response.headers.get("content-encoding", "identity") == "identity"
+    deadline = clock() + timeout if watch and timeout else None
+    from acs_cli.transport import wire_bytes
+
+    for chunk in wire_bytes(response):
+        sink.write_bytes(chunk)
+        if failed and len(kept) < ERROR_BODY_LIMIT:
+            kept += chunk[: ERROR_BODY_LIMIT - len(kept)]
+        if deadline is not None:
+            if b"data:" in chunk:
+                deadline = clock() + timeout
+            elif clock() > deadline:
+                raise silence(None, timeout, "the bytes received are on stdout", stalled=True)
+    return bytes(kept)

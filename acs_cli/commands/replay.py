@@ -15,6 +15,7 @@ from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError, HTTPStatusError, UsageError
 from acs_cli.options import ReplayOptions, check_reasoning
 from acs_cli.output import check_output_flags, make_sink
+from acs_cli.request import check_seconds
 from acs_cli.run import drive
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ SAMPLE_PROMPT = "Five reasons to learn Rust:\\n1."  # what the bundled sample an
 CHAT_SAMPLE = "data/chat.sse"  # a chat answer with reasoning and a tool call
 CHAT_SAMPLE_PROMPT = "What should I pack for Paris tomorrow?"
 SAMPLE_DELAY = 0.04  # the bundled sample is paced like a real model
+MAX_DELAY = 3600.0  # between two frames; more is a typo (and past ~1e9 s no clock can sleep it)
 
 
 def read_capture(source: str | None, term: Terminal, sample: str = SAMPLE) -> bytes:
@@ -76,6 +78,7 @@ def replay(opts: ReplayOptions, term: Terminal) -> Outcome:
         opts.logprobs = True
     check_output_flags(out, opts.choices)
     check_reasoning(opts.reasoning)
+    check_seconds("--delay", opts.delay, zero=True, most=MAX_DELAY)
     data = read_capture(opts.source, term, CHAT_SAMPLE if opts.chat else SAMPLE)
     delay = opts.delay if opts.delay is not None else (SAMPLE_DELAY if opts.source is None else 0.0)
     status, head, body = split_capture(data)

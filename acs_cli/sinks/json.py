@@ -9,6 +9,7 @@ failure mid-stream (the partial text), and a signal (error kind "interrupted").
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.outcome import SIGNAL_NAMES
@@ -29,14 +30,44 @@ _ESCAPE = {c: f"\\u{c:04x}" for c in [0x7F, *range(0x80, 0xA0), *range(0x202A, 0
 
 
 def dumps(obj: Any, indent: int | None = None) -> bytes:
-    """Compact (or indented) UTF-8 JSON that cannot drive a terminal; a lone surrogate (an emoji
-    split across frames) is written as its \\u escape instead of failing."""
+    """Compact (or indented) UTF-8 JSON that cannot drive a terminal and cannot fail on what a
+    server sent: a lone surrogate (an emoji split across frames) is written as its \\u escape;
+    NaN and ±Infinity (JSON has neither; a server's `NaN` or `1e999` reads as one) are written
+    as null, as JavaScript's JSON.stringify writes them, and so is a value nested too deeply to
+    write or a number too long to print."""
     separators = (",", ":") if indent is None else (",", ": ")
-    text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators).translate(_ESCAPE)
+    try:
+        text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators, allow_nan=False)
+    except (ValueError, RecursionError):
+        obj = writable(obj)
+        text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators, allow_nan=False)
+    text = text.translate(_ESCAPE)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(obj, ensure_ascii=True, indent=indent, separators=separators).encode("ascii")
+        return json.dumps(obj, ensure_ascii=True, indent=indent, separators=separators, allow_nan=False).encode("ascii")
+
+
+MAX_DEPTH = 64  # deeper than any completion object; what is deeper is garbage a server sent
+
+
+def writable(value: Any, depth: int = 0) -> Any:
+    """The value with what JSON cannot hold replaced by None (the slow path of dumps)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            int.__repr__(value)  # past Python's 4300 digits an int cannot be printed (a sum can get there)
+        except ValueError:
+            return None
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= MAX_DEPTH:
+            return None
+        if isinstance(value, dict):
+            return {str(k): writable(v, depth + 1) for k, v in value.items()}
+        return [writable(v, depth + 1) for v in value]
+    return value
 
 
 def error_object(outcome: Outcome) -> dict[str, Any] | None:
@@ -109,9 +140,10 @@ class JsonSink(_JsonOutput):
         self.inner.write(records)
 
     def end(self, outcome: Outcome) -> None:
-        self.inner.end(outcome)
+        # the object first: when stdout cannot take it, nothing more is said (no usage line)
         if _reportable(outcome):
             self.term.write_out(dumps(self.document(outcome), indent=2) + b"\n")
+        self.inner.end(outcome)
 
     def document(self, outcome: Outcome) -> dict[str, Any]:
         state = outcome.state
@@ -176,9 +208,12 @@ class JsonlSink(_JsonOutput):
         return None
 
     def end(self, outcome: Outcome) -> None:
+        if _reportable(outcome):
+            self.term.write_out(b"".join(dumps(line) + b"\n" for line in self.last_lines(outcome)))
         self.inner.end(outcome)
-        if not _reportable(outcome):
-            return
+
+    def last_lines(self, outcome: Outcome) -> list[dict[str, Any]]:
+        """usage (when the server sent it), error (when the run failed), and always done."""
         lines: list[dict[str, Any]] = []
         usage = outcome.usage
         if isinstance(usage, dict):
@@ -203,4 +238,4 @@ class JsonlSink(_JsonOutput):
                 "timings": self.timings(outcome),
             }
         )
-        self.term.write_out(b"".join(dumps(line) + b"\n" for line in lines))
+        return lines

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from acs_cli.records import Delta
 from acs_cli.sinks.terminal import TerminalSink
-from acs_cli.sinks.text import ChoiceOrder
+from acs_cli.sinks.text import ChoiceOrder, PipeSink
 from acs_cli.text import make_visible, visible_pieces
 
 if TYPE_CHECKING:
@@ -33,13 +33,28 @@ BANDS = (
 CLAMP = -9999.0  # vLLM's stand-in for -inf
 
 
+def _number(logprob: Any) -> float | None:
+    """A logprob as a float (±inf past a float's range), None when it is not a number at all."""
+    kind = type(logprob)
+    if kind is float:
+        return None if logprob != logprob else logprob  # NaN: unknown
+    if kind is int:
+        try:
+            return float(logprob)
+        except OverflowError:  # an integer past 1e308
+            return math.inf if logprob > 0 else -math.inf
+    return None  # null, a string, a bool, nested garbage
+
+
 def probability(logprob: Any) -> float | None:
-    """exp(logprob), 0 for vLLM's -9999 clamp, None when unknown (null or not a number)."""
-    if isinstance(logprob, bool) or not isinstance(logprob, (int, float)) or math.isnan(logprob):
+    """exp(logprob): 0 for -inf and vLLM's -9999 clamp (and anything below it), at most 1 (a
+    positive logprob is out of range: 100%); None when unknown (null, NaN, +inf, not a number)."""
+    value = _number(logprob)
+    if value is None or value == math.inf:
         return None
-    if logprob <= CLAMP:
+    if value <= CLAMP:
         return 0.0
-    return min(1.0, math.exp(logprob))
+    return 1.0 if value >= 0 else math.exp(value)
 
 
 def band_style(logprob: Any) -> str | None:
@@ -57,14 +72,18 @@ def percent(p: float | None) -> str:
 
 
 def format_logprob(logprob: Any) -> str:
-    if probability(logprob) is None:
+    value = _number(logprob)
+    if value is None or probability(value) is None:
         return "?"
-    return "-inf" if logprob <= CLAMP else f"{logprob:.4f}"
+    if value <= CLAMP:
+        return "-inf"
+    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
 def quoted(token: Any) -> str:
-    """A token as a JSON string (its spaces and newlines visible), safe for a terminal."""
-    return make_visible(json.dumps(token if isinstance(token, str) else str(token), ensure_ascii=False))
+    """A token as a JSON string (its spaces and newlines visible), safe for a terminal; `?` for
+    a token that is not a string."""
+    return make_visible(json.dumps(token, ensure_ascii=False)) if isinstance(token, str) else "?"
 
 
 def scores(delta: Delta) -> list[tuple[str, Any]] | None:
@@ -130,19 +149,27 @@ def merge_logprobs(kept: dict[int, dict[str, list[Any]]], delta: Delta) -> None:
     into = kept.get(delta.index)
     if into is None:
         into = kept[delta.index] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    # the arrays are parallel, one entry per token: a frame whose arrays differ in length (or
+    # lack one) is padded with null or cut to its tokens, so later tokens keep their own values
+    parts = {key: logprobs.get(key) for key in into}
+    tokens = parts["tokens"]
+    count = len(tokens) if isinstance(tokens, list) else max((len(v) for v in parts.values() if isinstance(v, list)), default=0)
     for key, values in into.items():
-        more = logprobs.get(key)
-        if isinstance(more, list):
-            values.extend(more)
+        more = parts[key]
+        more = more[:count] if isinstance(more, list) else []
+        values.extend(more)
+        if len(more) < count:
+            values.extend([None] * (count - len(more)))
 
 
 class LogprobsTable:
     """Decorator: after the text, every token with its probability and top alternatives, on stderr."""
 
-    def __init__(self, inner: Sink, term: Terminal, only: int | None) -> None:
+    def __init__(self, inner: Sink, term: Terminal, only: int | None, text: PipeSink | None = None) -> None:
         self.inner = inner
         self.term = term
         self.only = only
+        self.text = text  # the sink that writes text on stdout, if any
         self.kept: dict[int, dict[str, list[Any]]] = {}
         self.choices: set[int] = set()
 
@@ -159,8 +186,12 @@ class LogprobsTable:
 
     def end(self, outcome: Outcome) -> None:
         self.inner.end(outcome)
-        if not outcome.stdout_closed:
-            print_table(self.term, self.kept, sorted(self.choices), only=self.only)
+        if outcome.stdout_closed:
+            return
+        shown = [i for i in sorted(self.choices) if self.only is None or i == self.only]
+        if self.text is not None and any(self.kept.get(i, {}).get("tokens") for i in shown):
+            self.text.close_line()  # the table starts on a line of its own
+        print_table(self.term, self.kept, shown, several=len(shown) > 1)
 
 
 # ---------------------------------------------------------------------------------------- table
@@ -185,7 +216,7 @@ def _alternatives(token: Any, top: Any) -> list[tuple[Any, Any]]:
         pairs = list(top.items())
     elif isinstance(top, list):  # llama-server's shape: [{"token": ..., "logprob": ...}, ...]
         pairs = [(t.get("token"), t.get("logprob")) for t in top if isinstance(t, dict)]
-    pairs = [(t, v) for t, v in pairs if t != token]
+    pairs = [(t, v) for t, v in pairs if not (isinstance(t, str) and t == token)]  # never compare nested garbage
     pairs.sort(key=lambda tv: probability(tv[1]) or 0.0, reverse=True)
     return pairs
 
@@ -194,16 +225,15 @@ def _alternatives_text(pairs: list[tuple[Any, Any]]) -> str:
     return ", ".join(f"{quoted(t)} {percent(probability(v))}" for t, v in pairs)
 
 
-def print_table(term: Terminal, kept: dict[int, dict[str, list[Any]]], choices: list[int], only: int | None = None) -> None:
-    """Every token with its probability and the top alternatives, on stderr: a table on a
-    terminal, tab-separated lines (with a header) otherwise."""
-    choices = [i for i in choices if only is None or i == only]
+def print_table(term: Terminal, kept: dict[int, dict[str, list[Any]]], choices: list[int], several: bool = False) -> None:
+    """Every token of these choices with its probability and the top alternatives, on stderr: a
+    table on a terminal, tab-separated lines (with a header) otherwise. Nothing when no choice has
+    logprobs (acs_cli.sinks.summary says so once)."""
     with_logprobs = [(i, kept[i]) for i in choices if i in kept and kept[i].get("tokens")]
     if not with_logprobs:
-        term.message("logprobs: the server sent none", "warn")
         return
     if term.stderr_tty:
-        _rich_table(term, with_logprobs, several=len(choices) > 1)
+        _rich_table(term, with_logprobs, several=several)
         return
     lines = ["choice\tposition\ttoken\tprobability\tlogprob\talternatives"]
     for index, logprobs in with_logprobs:
@@ -238,5 +268,8 @@ def _rich_table(term: Terminal, choices: list[tuple[int, dict[str, list[Any]]]],
                 format_logprob(value),
                 Text(_alternatives_text(alternatives)),
             )
-        console.print(table)
+        try:
+            console.print(table)
+        except (OSError, ValueError):  # a closed or full stderr is never a failure
+            return
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from acs_cli.text import make_visible
+from acs_cli.outcome import token_count
+from acs_cli.records import Delta
+from acs_cli.text import make_visible, shorten
 
 if TYPE_CHECKING:
     from acs_cli.completion_state import ChoiceState
@@ -17,10 +19,20 @@ if TYPE_CHECKING:
 
 class Summary:
     """Decorator: once the inner sink ended, the stream's notices and the usage line on stderr
-    (`-q` drops the line); with `stats`, the timing figures on it."""
+    (`-q` drops the line, not the notices); with `stats`, the timing figures on it. It also says
+    once when logprobs were asked for and none came."""
 
     def __init__(
-        self, inner: Sink, term: Terminal, *, quiet: bool, stats: bool, text: PipeSink | None, source: str = "server", usage_asked: bool = True
+        self,
+        inner: Sink,
+        term: Terminal,
+        *,
+        quiet: bool,
+        stats: bool,
+        text: PipeSink | None,
+        source: str = "server",
+        usage_asked: bool = True,
+        logprobs_asked: bool = False,
     ) -> None:
         self.inner = inner
         self.term = term
@@ -29,26 +41,37 @@ class Summary:
         self.text = text  # the sink that writes text on stdout, if any
         self.source = source  # "server", or "capture" for a replay
         self.usage_asked = usage_asked
+        self.logprobs_missing = logprobs_asked  # asked for, and none seen yet
 
     def begin(self) -> None:
         self.inner.begin()
 
     def write(self, records: list[Record]) -> None:
+        if self.logprobs_missing:  # only until the first logprobs: no cost per token otherwise
+            for r in records:
+                if type(r) is Delta and r.logprobs is not None:
+                    self.logprobs_missing = False
+                    break
         self.inner.write(records)
 
     def end(self, outcome: Outcome) -> None:
         self.inner.end(outcome)
         if outcome.stdout_closed:
             return
-        for notice in outcome.state.notices if outcome.state is not None else ():
-            self.term.message(make_visible(notice), "warn")
-        if self.quiet or (outcome.state is None and not outcome.interrupted):
-            return  # no stream was read (the request failed): the error says it all
+        state = outcome.state
+        notices = [make_visible(n) for n in state.notices] if state is not None else []
+        if self.logprobs_missing and state is not None and state.choices:
+            notices.append(f"logprobs: {'the capture holds' if self.source == 'capture' else 'the server sent'} none")
+        usage = not self.quiet and (state is not None or outcome.interrupted)  # no stream read: the error says it all
+        if self.text is not None and (notices or usage or outcome.error is not None):
+            self.text.close_line()  # what follows on stderr starts a line of its own
+        for notice in notices:
+            self.term.message(notice, "warn")
+        if not usage:
+            return
         line = usage_line(outcome, source=self.source, usage_asked=self.usage_asked)
         if self.stats:
             line += self.stats_of(outcome)
-        if self.text is not None and self.text.open_line and self.term.stderr_tty and not self.term.stdout_tty:
-            line = "\n" + line  # the text went elsewhere (a pipe, a file) without a final newline
         self.term.message(line, "dim")
 
     def stats_of(self, outcome: Outcome) -> str:
@@ -82,9 +105,9 @@ def usage_line(outcome: Outcome, *, source: str = "server", usage_asked: bool = 
 
 def usage_figures(usage: dict[str, Any]) -> str:
     """`9 prompt + 80 completion = 89 tokens` from whatever the usage object holds."""
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    total = _int(usage.get("total_tokens"))
+    prompt = token_count(usage.get("prompt_tokens"))
+    completion = token_count(usage.get("completion_tokens"))
+    total = token_count(usage.get("total_tokens"))
     if total is None and prompt is not None and completion is not None:
         total = prompt + completion
     parts = []
@@ -95,7 +118,7 @@ def usage_figures(usage: dict[str, Any]) -> str:
     head = " + ".join(parts)
     if total is not None:
         return f"{head} = {total} tokens" if head else f"{total} tokens"
-    return head + " tokens"
+    return head + " tokens" if head else "usage: no token counts in what the server sent"
 
 
 def stats_text(t: dict[str, Any]) -> str:
@@ -115,9 +138,8 @@ def _finishes(choices: list[ChoiceState]) -> str:
     if not choices:
         return ""
     if len(choices) == 1:
-        return choices[0].finish_reason or "none"
-    return ", ".join(f"[{c.index}] {c.finish_reason or 'none'}" for c in choices)
+        return shorten(choices[0].finish_reason or "none", 80)
+    shown = ", ".join(f"[{c.index}] {shorten(c.finish_reason or 'none', 40)}" for c in choices[:16])
+    return shown + (f", … ({len(choices) - 16} more)" if len(choices) > 16 else "")
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -3,6 +3,7 @@ every control character made visible, a labelled section per choice when there a
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,9 @@ class Spinner:
         self.label = label
 
     def _run(self) -> None:
+        # the signals that end a run (and --max-time's alarm) must interrupt the main thread's
+        # blocking read, never land here
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM})
         frame = 0
         while not self._stopped.wait(self.INTERVAL):
             frame += 1

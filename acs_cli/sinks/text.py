@@ -34,6 +34,9 @@ class ChoiceOrder:
         self.finished: set[int] = set()
         self.passed: set[int] = set()  # choices that were live and are done with
         self.multi = only is None and self.expected > 1
+        # the indexes that keep a place even before they appear: 0..n-1 for several choices; one
+        # choice is whichever index it comes with
+        self.asked = set(range(self.expected)) if self.expected > 1 else set()
 
     def route(self, records: list[Record]) -> list[Delta]:
         """The deltas that may be written now, in order; a delta with empty text marks where a
@@ -68,7 +71,7 @@ class ChoiceOrder:
     def _advance(self, out: list[Delta]) -> None:
         # while the live choice has finished, the lowest one not yet shown becomes live
         while self.live in self.finished:
-            later = (self.seen | set(self.held) | set(range(self.expected))) - self.passed - {self.live}
+            later = (self.seen | set(self.held) | self.asked) - self.passed - {self.live}
             if not later:
                 return
             self.passed.add(self.live)
@@ -104,11 +107,22 @@ class PipeSink:
         self.ends_with_newline = True  # whether the last character written is "\n"
         self.wrote = False
         self._pending_surrogate = ""
+        self.line_closed = False  # a newline went to stderr after text that ended mid-line
 
     @property
     def open_line(self) -> bool:
         """Whether the text written so far ends mid-line."""
         return self.wrote and not self.ends_with_newline
+
+    def close_line(self) -> None:
+        """Before the first line acs writes on stderr after the text: when the text went to a
+        pipe or a file without a final newline while stderr is a terminal (`acs complete | cat`
+        shows it on that same terminal), a newline on stderr, so that line starts a line of its
+        own. stdout stays the exact text."""
+        term = self.term
+        if self.open_line and not self.line_closed and term.stderr_tty and not term.stdout_tty:
+            self.line_closed = True
+            term.message("")
 
     def begin(self) -> None:
         pass

@@ -99,13 +99,14 @@ def _server_env() -> dict[str, str]:
     return env
 
 
-def server_argv(kind: str, model_path: Path, alias: str, n_ctx: int, port: int) -> list[str]:
+def server_argv(kind: str, model_path: Path, alias: str, n_ctx: int, port: int, slots: int = 1) -> list[str]:
+    """`slots` > 1 (llama-server only): that many parallel slots sharing `n_ctx`."""
     p = build.paths()
     if kind == LLAMA_SERVER:
         return [
             str(p.llama_server), "-m", str(model_path), "--alias", alias,
             "--host", "127.0.0.1", "--port", str(port),
-            "-c", str(n_ctx), "-np", "1", "-t", "1", "-tb", "1", "--no-warmup",
+            "-c", str(n_ctx), "-np", str(slots), "-t", "1", "-tb", "1", "--no-warmup",
         ]
     if kind == LLAMA_CPP_PYTHON:
         return [
@@ -116,14 +117,14 @@ def server_argv(kind: str, model_path: Path, alias: str, n_ctx: int, port: int) 
     raise ValueError(kind)
 
 
-def start_server(kind: str, model_path: Path, alias: str, n_ctx: int, log_dir: Path) -> RunningServer:
+def start_server(kind: str, model_path: Path, alias: str, n_ctx: int, log_dir: Path, slots: int = 1) -> RunningServer:
     """Start a server and wait until GET /v1/models answers 200 (retrying on another port if the
     free port was taken meanwhile). Raises RuntimeError with the server's log if it never does."""
     last_error = ""
     for attempt in range(3):
         port = free_port()
         log_path = log_dir / f"{kind}-{alias}-{port}.log"
-        argv = server_argv(kind, model_path, alias, n_ctx, port)
+        argv = server_argv(kind, model_path, alias, n_ctx, port, slots)
         logf = open(log_path, "wb")
         try:
             proc = subprocess.Popen(
@@ -218,10 +219,10 @@ def realserver_logs() -> Iterator[Path]:
         yield Path(d)
 
 
-def _serve(request: pytest.FixtureRequest, logs: Path, model: str, alias: str, n_ctx: int) -> Iterator[RunningServer]:
-    kind = request.param
+def _serve(request: pytest.FixtureRequest, logs: Path, model: str, alias: str, n_ctx: int, slots: int = 1) -> Iterator[RunningServer]:
+    kind = getattr(request, "param", LLAMA_SERVER)
     models = ensure_built(kind, request.config)
-    srv = start_server(kind, models[model], alias, n_ctx, logs)
+    srv = start_server(kind, models[model], alias, n_ctx, logs, slots)
     try:
         yield srv
     finally:
@@ -238,3 +239,12 @@ def realserver(request: pytest.FixtureRequest, realserver_logs: Path) -> Iterato
 def slow_realserver(request: pytest.FixtureRequest, realserver_logs: Path) -> Iterator[RunningServer]:
     """A running server (each of the two in turn) serving the slow model as `slow-llama`, n_ctx 2048."""
     yield from _serve(request, realserver_logs, "slow", SLOW_MODEL_ALIAS, 2048)
+
+
+@pytest.fixture(scope="session")
+def llama_server_4_slots(request: pytest.FixtureRequest, realserver_logs: Path) -> Iterator[RunningServer]:
+    """llama-server with 4 parallel slots (`-np 4`, 512 tokens of context each) serving the slow
+    model as `slow-llama`: for acs bench at concurrency 4. (The tiny model makes a token in
+    about 0.1 ms, faster than llama-server's HTTP thread writes them: its stream arrives in
+    bursts, so per-token times would measure the server's buffering, not its decoding.)"""
+    yield from _serve(request, realserver_logs, "slow", SLOW_MODEL_ALIAS, 2048, slots=4)
