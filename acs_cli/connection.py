@@ -48,6 +48,7 @@ class RequestRecord:
     status: int | None = None
     error: AcsError | None = None
     attempts: int = 1
+    error_body: bytes | None = None  # a 4xx/5xx answer's body as far as it was read (acs batch records it)
 
 
 RECEIVE_BUFFER = 256 * 1024  # one read's worth, shared by every connection of an engine
@@ -205,7 +206,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def _complete(self, ex: Exchange, now: float) -> None:
         if ex.error_body is not None and ex.head is not None:
-            ex.record.error = self.engine.status_error(ex.head, ex.url, bytes(ex.error_body))
+            ex.record.error_body = bytes(ex.error_body)
+            ex.record.error = self.engine.status_error(ex.head, ex.url, ex.record.error_body)
         if ex.consumer is not None:
             ex.consumer.on_end(now)
         ex.future.set_result(None)

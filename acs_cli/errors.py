@@ -10,6 +10,7 @@
      ├── IncompleteStream      the stream ended before the completion did             (10)
      ├── ProtocolError         the server sent something that is not a completion     (11)
      ├── OutputFailed          writing stdout failed: disk full, I/O error            (12)
+     ├── SomeFailed            acs batch finished, but some requests failed           (14)
      └── StdoutClosed          the reader of stdout went away: end quietly            (141)
 
 Each class names its `kind`, the word --json and --jsonl report it under.
@@ -35,6 +36,7 @@ class ExitStatus(IntEnum):
     PROTOCOL = 11
     OUTPUT = 12  # stdout could not be written (disk full, I/O error): not a reader that left
     SLO_MISSED = 13  # acs bench --slo-goodput: too few requests met the SLOs
+    SOME_FAILED = 14  # acs batch: the run finished and wrote every result, but some requests failed
     INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
     BROKEN_PIPE = 141  # the reader of stdout went away, as a shell reports SIGPIPE
 
@@ -127,6 +129,13 @@ class OutputFailed(AcsError):
     def __init__(self, exc: OSError) -> None:
         super().__init__(f"cannot write to stdout: {exc.strerror or exc}")
         self.errno = exc.errno
+
+
+class SomeFailed(AcsError):
+    """acs batch went through its input, but some requests failed (their lines say how)."""
+
+    status = ExitStatus.SOME_FAILED
+    kind = "some_failed"
 
 
 class StdoutClosed(AcsError):

@@ -11,10 +11,16 @@ _acs() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "bench chat complete completion config doctor models replay --version -V --help -h" -- "$cur"))
+        COMPREPLY=($(compgen -W "batch bench chat complete completion config doctor models replay --version -V --help -h" -- "$cur"))
         return
     fi
     case "$cmd" in
+        batch)
+            case "$prev" in --output|-o|--errors|--format|--model|-m|--max-tokens|--temperature|-t|--top-p|--stop|--seed|--param|-p|--base-url|--api-base|--profile|--timeout|--concurrency|-c|--rpm|--tpm|--retries) return ;; esac
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--output -o --errors --ordered --retry-failed --force --format --escapes -e --dry-run --model -m --max-tokens --temperature -t --top-p --stop --seed --param -p --base-url --api-base --profile --timeout --concurrency -c --rpm --tpm --retries --help -h" -- "$cur"))
+            fi
+            ;;
         bench)
             case "$prev" in --concurrency|-c|--rate|-r|--arrival|--burstiness|--max-concurrency|--requests|-n|--duration|--warmup|--seed|--workers|--ray|--prompts|--input-tokens|--output-tokens|--param|-p|--model|-m|--slo|--slo-goodput|--json|--save-requests|--report|--base-url|--api-base|--timeout|--profile) return ;; esac
             if [[ "$cur" == -* ]]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark acs against its peers on a loopback vLLM-shaped server.
 
-    python tests/bench/bench.py [--quick] [--engine | --bench-command] [--json FILE] [--acs PATH] [--llm PATH] [--reps R]
+    python tests/bench/bench.py [--quick] [--engine | --bench-command | --batch] [--json FILE] [--acs PATH] [--llm PATH] [--reps R]
 
 Run it with the Python of the venv acs is installed in: acs is found as the `acs` console script next
 to sys.executable (or --acs PATH), the Python peers run with sys.executable, `llm` comes from --llm,
@@ -1001,9 +1001,10 @@ def main() -> int:
     p.add_argument("--reps", type=int, metavar="R", help="repetitions per row [default 5, --quick 2]")
     p.add_argument("--engine", action="store_true", help="run only the engine section (many concurrent streams)")
     p.add_argument("--bench-command", action="store_true", help="run only the acs bench section (accuracy and client throughput against peers)")
+    p.add_argument("--batch", action="store_true", help="run only the batch section (acs batch vs the cookbook's parallel processor)")
     args = p.parse_args()
     sys.path.insert(0, str(HERE))
-    only = args.engine or args.bench_command
+    only = args.engine or args.bench_command or args.batch
     status = 0 if only else Bench(args).run()
     # the sections below run their clients in processes of their own: nothing above skews them
     if args.engine or not only:
@@ -1014,6 +1015,10 @@ def main() -> int:
         from bench_command import Section as CommandSection
 
         print(CommandSection(args.quick).run(), flush=True)
+    if args.batch or not only:
+        from batch_bench import run as batch_section
+
+        print(batch_section(args.quick), flush=True)
     return status
 
 
