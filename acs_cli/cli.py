@@ -414,7 +414,7 @@ Examples:
   acs bench compare before.json after.json
 
 Exit status: 0 the run completed (failed requests are counted, not fatal);
-12 --slo-goodput missed; when no request succeeded, the first failure's;
+13 --slo-goodput missed; when no request succeeded, the first failure's;
 130 Ctrl-C (the partial result is still summarised and written)."""
 
 
@@ -447,7 +447,7 @@ def bench(
     param: Annotated[Optional[list[str]], _bench_option("--param", "-p", metavar="KEY=VALUE", panel=REQUEST, help="Extra request field (repeatable); VALUE is JSON when it parses.")] = None,
     model: Model = None,
     slo: Annotated[Optional[list[str]], _bench_option("--slo", metavar="NAME=VALUE", panel=OUTPUT, help="An SLO (repeatable): ttft, tpot, itl or e2el, e.g. ttft=500ms.")] = None,
-    slo_goodput: Annotated[Optional[float], _bench_option("--slo-goodput", metavar="PERCENT", panel=OUTPUT, help="Exit 12 when fewer requests meet the SLOs.")] = None,
+    slo_goodput: Annotated[Optional[float], _bench_option("--slo-goodput", metavar="PERCENT", panel=OUTPUT, help="Exit 13 when fewer requests meet the SLOs.")] = None,
     json_path: Annotated[Optional[str], _bench_option("--json", metavar="FILE", panel=OUTPUT, help="Write the summary as JSON, with vLLM's key names.")] = None,
     save_requests: Annotated[Optional[str], _bench_option("--save-requests", metavar="FILE", panel=OUTPUT, help="Write one JSON line per request.")] = None,
     report: Annotated[Optional[str], _bench_option("--report", metavar="FILE", panel=OUTPUT, help="Write a self-contained HTML report with charts.")] = None,

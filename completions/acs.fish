@@ -51,7 +51,7 @@ complete -c acs -n '__fish_seen_subcommand_from bench' -l output-tokens -r -d 'A
 complete -c acs -n '__fish_seen_subcommand_from bench' -l param -s p -r -d 'Extra request field (repeatable); VALUE is JSON when it parses'
 complete -c acs -n '__fish_seen_subcommand_from bench' -l model -s m -r -d 'Model to ask for [env ACS_MODEL; default: the server\'s only model]'
 complete -c acs -n '__fish_seen_subcommand_from bench' -l slo -r -d 'An SLO (repeatable): ttft, tpot, itl or e2el, e.g. ttft=500ms'
-complete -c acs -n '__fish_seen_subcommand_from bench' -l slo-goodput -r -d 'Exit 12 when fewer requests meet the SLOs'
+complete -c acs -n '__fish_seen_subcommand_from bench' -l slo-goodput -r -d 'Exit 13 when fewer requests meet the SLOs'
 complete -c acs -n '__fish_seen_subcommand_from bench' -l json -r -d 'Write the summary as JSON, with vLLM\'s key names'
 complete -c acs -n '__fish_seen_subcommand_from bench' -l save-requests -r -d 'Write one JSON line per request'
 complete -c acs -n '__fish_seen_subcommand_from bench' -l report -r -d 'Write a self-contained HTML report with charts'
