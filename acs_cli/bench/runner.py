@@ -345,4 +345,6 @@ def run_plan(plan: Plan, before_start: Callable[[], float | None] | None = None,
     async def main() -> WorkerResult:
         return await Worker(plan, before_start=before_start, tick=tick).run()
 
-    return asyncio.run(main())
+    from acs_cli.engine import run as engine_run
+
+    return engine_run(main())

@@ -9,7 +9,6 @@ already done, then the run (acs_cli.batch.runner), then the summary line and the
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +137,9 @@ def _run(opts: BatchOptions, found: Scan, source: Source, settings: list[Resolve
             return prompt + most
 
         jobs = make_jobs(requests(source, found.format, opts.escapes), template, resumed.skip, tally, estimate)
-        signum = asyncio.run(_drive(opts, settings, models, jobs, write, tally, term))
+        from acs_cli.engine import run as engine_run
+
+        signum = engine_run(_drive(opts, settings, models, jobs, write, tally, term))
     finally:
         for writer in writers:
             writer.close()

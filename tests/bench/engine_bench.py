@@ -240,8 +240,13 @@ def client_main(kind: str, base: str, conc: int, rounds: int, frames: int) -> No
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner_loop:
-        ok, bad = runner_loop.run(runner(base, conc, rounds, frames, expected, reads))
+    if kind in ("engine", "bytes") and loop_factory is None:
+        from acs_cli.engine import run as engine_run  # acs's own way to run the engine
+
+        ok, bad = engine_run(runner(base, conc, rounds, frames, expected, reads))
+    else:
+        with asyncio.Runner(loop_factory=loop_factory) as runner_loop:
+            ok, bad = runner_loop.run(runner(base, conc, rounds, frames, expected, reads))
     t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     print(json.dumps({"ok": ok, "bad": bad, "frames": ok * frames, "wall": t1 - t0, "cpu": cpu, "reads": reads[0], "rss_kib": vm_hwm_kib()}))
