@@ -13,14 +13,11 @@ import httpx
 
 from acs_cli import __version__, netrules
 from acs_cli.errors import ConfigError, ConnectError, HTTPStatusError, ProtocolError, TimedOut
-from acs_cli.netrules import CONNECT_TIMEOUT, RETRY_STATUSES
+from acs_cli.netrules import CONNECT_TIMEOUT
 from acs_cli.settings import ResolvedSettings
 from acs_cli.transport import DecodingTransport, FastTransport, MalformedResponseError
 
 ERROR_BODY_LIMIT = 64 * 1024  # an error page is read this far and no further
-# doctor.py still reads these names from here; the rules live in acs_cli.netrules
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-__all__ = ["CONNECT_TIMEOUT", "LOOPBACK_HOSTS", "RETRY_STATUSES", "Api", "error_fields", "http_error", "status_error"]
 
 
 class Api:

@@ -11,13 +11,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from acs_cli.api import CONNECT_TIMEOUT
 from acs_cli.errors import AcsError, ConfigError, ExitStatus
+from acs_cli.netrules import CONNECT_TIMEOUT, ca_bundle, is_loopback, ssl_context
 from acs_cli.secrets import mask_url, remember_secret
 from acs_cli.settings import ResolvedSettings
 
 from . import judge
-from .network import ca_bundle, is_loopback, ssl_context
 from .report import Report, failed, failed_with, hostport, ms, passed, warned
 
 
