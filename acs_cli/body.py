@@ -234,8 +234,9 @@ class Where:
 
     @property
     def origin(self) -> str:
+        """scheme://host:port, never a user:password@ part."""
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
     @property
     def host(self) -> str:

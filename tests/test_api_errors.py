@@ -119,6 +119,13 @@ def test_the_attempts_are_counted_in_the_message() -> None:
     assert error is not None and "attempts" not in error.message
 
 
+def test_the_origin_named_never_holds_credentials() -> None:
+    where = Where("https://user:pa55word@api.example.test:8443/v1/completions")
+    assert where.origin == "https://api.example.test:8443"
+    error = http_failure(PLAIN_HTTP, HEAD, where).error
+    assert error is not None and "pa55word" not in error.message
+
+
 def test_the_reason_for_a_retry_notice_is_the_error_beneath() -> None:
     assert http_failure(REFUSED, HEAD, Where(URL)).reason == "Connection refused"
     assert http_failure(UNTRUSTED, HEAD, Where(URL)).reason == "certificate verify failed: self-signed certificate"
