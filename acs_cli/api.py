@@ -1,26 +1,37 @@
-"""HTTP with httpx: timeouts, retries before the first byte, status checks, error bodies to typed errors."""
+"""HTTP with httpx: timeouts, retries before the first byte (said through `on_retry`), status
+checks, error bodies to typed errors. What a transport failure means is acs_cli.body's mapping."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 
 from acs_cli import __version__, netrules
-from acs_cli.errors import ConfigError, ConnectError, HTTPStatusError, ProtocolError, TimedOut
-from acs_cli.netrules import CONNECT_TIMEOUT, RETRY_STATUSES
+from acs_cli.body import HEAD, Where, http_failure
+from acs_cli.errors import ConfigError, HTTPStatusError, ProtocolError
+from acs_cli.netrules import CONNECT_TIMEOUT
 from acs_cli.settings import ResolvedSettings
-from acs_cli.transport import DecodingTransport, FastTransport, MalformedResponseError
+from acs_cli.transport import DecodingTransport, FastTransport
 
 ERROR_BODY_LIMIT = 64 * 1024  # an error page is read this far and no further
-# doctor.py still reads these names from here; the rules live in acs_cli.netrules
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-__all__ = ["CONNECT_TIMEOUT", "LOOPBACK_HOSTS", "RETRY_STATUSES", "Api", "error_fields", "http_error", "status_error"]
+
+
+class Retry(NamedTuple):
+    """One retry about to happen, as the client tells its caller (the spinner says it)."""
+
+    reason: str  # what failed: "connection refused", "HTTP 503 Service Unavailable"
+    attempt: int  # the attempt about to be made: 2 for the first retry
+    attempts: int  # all the attempts allowed: --retries + 1
+    wait: float  # seconds before it
+
+    def __str__(self) -> str:
+        return f"{self.reason}, retrying ({self.attempt}/{self.attempts}) in {self.wait:.1f} s…"
 
 
 class Api:
@@ -34,12 +45,15 @@ class Api:
         warn: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        on_retry: Callable[[Retry], None] | None = None,
     ) -> None:
         self.base = settings.api_base
         self.timeout = settings.timeout
         self.retries = max(0, retries)
         self.has_key = settings.api_key is not None
+        self.key_from = key_origin(getattr(settings, "sources", None) or {})
         self._sleep = sleep
+        self._on_retry = on_retry
         headers = {
             "User-Agent": f"acs/{__version__}",
             # like curl: no compression, so --raw shows the bytes the server framed
@@ -49,15 +63,15 @@ class Api:
             headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
             host = urlsplit(self.base).hostname or ""
             if warn and self.base.startswith("http://") and not netrules.is_loopback(host):
-                warn(f"warning: ACS_API_KEY is sent over plain http:// to {host}; anyone on the path can read it")
+                warn(f"warning: the key from {self.key_from} is sent over plain http:// to {host}; anyone on the path can read it")
+        proxy = netrules.proxy_url(self.base) if transport is None else None
+        self.proxy = netrules.shown_proxy(proxy) if proxy else None  # named when it is what failed
         # httpx drops the Authorization header on a redirect to another origin
-        if transport is None:
-            transport = _transport_for(self.base)
         self.client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),
             follow_redirects=True,
-            transport=transport,
+            transport=transport or _transport_for(proxy),
         )
 
     def __enter__(self) -> Api:
@@ -100,7 +114,7 @@ class Api:
         except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ProtocolError(
                 f"GET {self.url(path)} did not answer JSON: {raw[:120].decode('utf-8', 'replace')!r}",
-                "check that ACS_API_BASE points at an OpenAI-compatible server (it usually ends in /v1)",
+                "check that ACS_BASE_URL points at an OpenAI-compatible server (it usually ends in /v1)",
             ) from None
 
     def list_models(self) -> list[dict[str, Any]]:
@@ -109,7 +123,7 @@ class Api:
         if not isinstance(data, list):
             raise ProtocolError(
                 f"GET {self.url('models')} answered without a model list",
-                "check that ACS_API_BASE points at an OpenAI-compatible server",
+                "check that ACS_BASE_URL points at an OpenAI-compatible server",
             )
         return [m for m in data if isinstance(m, dict)]
 
@@ -129,6 +143,10 @@ class Api:
             "pick one with --model NAME or ACS_MODEL",
         )
 
+    def status_error(self, response: httpx.Response, body: bytes, model: Any = None) -> HTTPStatusError:
+        """A non-2xx answer to one of this client's requests as acs's error."""
+        return http_error(response, body, base=self.base, model=model, has_key=self.has_key, key_from=self.key_from, proxy=self.proxy)
+
     def _send(self, request: httpx.Request, model: Any = None, accept_errors: bool = False) -> httpx.Response:
         """Send with retries; a non-2xx answer raises, or with accept_errors is returned unread."""
         attempt = 0
@@ -136,24 +154,13 @@ class Api:
             attempt += 1
             try:
                 response = self.client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                raise self._timeout(exc, request, attempt) from None
-            except MalformedResponseError as exc:  # the server answered, wrongly: a retry would not help
-                raise ProtocolError(
-                    f"malformed HTTP response from {_origin(request.url)}: {exc}",
-                    "the server (or a proxy in front of it) does not speak HTTP/1.1 correctly; check the port in ACS_API_BASE",
-                ) from None
-            except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
-                if attempt <= self.retries:
-                    self._sleep(netrules.backoff(attempt))
+            except httpx.HTTPError as exc:
+                failure = http_failure(exc, HEAD, Where(str(request.url), self.timeout, attempt, self.proxy))
+                if failure.retry and attempt <= self.retries:
+                    self._pause(attempt, failure.reason, None)
                     continue
-                raise self._connect_error(exc, request, attempt) from None
-            except httpx.TooManyRedirects:
-                raise ConnectError(
-                    f"too many redirects from {request.url}", "check ACS_API_BASE; the server redirects in a loop"
-                ) from None
-            except httpx.TransportError as exc:
-                raise self._connect_error(exc, request, attempt) from None
+                assert failure.error is not None  # before the head there is always one
+                raise failure.error from None
             if 200 <= response.status_code < 300:
                 return response
             retry = netrules.retryable_status(response.status_code) and attempt <= self.retries
@@ -165,52 +172,40 @@ class Api:
                 body = b""
             finally:
                 response.close()
-            error = http_error(response, body, base=self.base, model=model, has_key=self.has_key)
+            error = self.status_error(response, body, model)
             if retry:
-                wait = netrules.retry_after(response.headers.get("retry-after"))
-                self._sleep(netrules.backoff(attempt) if wait is None else wait)
+                self._pause(attempt, f"HTTP {response.status_code} {response.reason_phrase}".rstrip(), response.headers.get("retry-after"))
                 continue
             if attempt > 1:
                 error.message += f" (after {attempt} attempts)"
             raise error
 
-    def _timeout(self, exc: httpx.TimeoutException, request: httpx.Request, attempt: int) -> TimedOut:
-        target = _origin(request.url)
-        if isinstance(exc, httpx.ConnectTimeout):
-            return TimedOut(
-                f"connecting to {target} timed out after {CONNECT_TIMEOUT:g} s",
-                "check that the server is up and reachable from here (firewall, VPN, the port in ACS_API_BASE)",
-            )
-        return TimedOut(
-            f"no response from {target} within {self.timeout:g} s (waiting for the first byte)",
-            "the server may be busy or queueing; raise --timeout or ACS_TIMEOUT",
-        )
-
-    def _connect_error(self, exc: Exception, request: httpx.Request, attempt: int) -> ConnectError:
-        target = _origin(request.url)
-        reason = _reason(exc)
-        tries = f" after {attempt} attempts" if attempt > 1 else ""
-        if "CERTIFICATE" in reason.upper() or "SSL" in reason.upper():
-            return ConnectError(
-                f"TLS failed with {target}{tries}: {reason}",
-                "check the server's certificate; SSL_CERT_FILE can point at a custom CA bundle",
-            )
-        if isinstance(exc, httpx.ConnectError):
-            hint = "start the server, or point ACS_API_BASE (or --base-url) at one"
-            if "Name or service not known" in reason or "nodename nor servname" in reason or "resolution" in reason:
-                hint = "check the host name in ACS_API_BASE"
-            return ConnectError(f"cannot connect to {request.url}{tries}: {reason}", hint)
-        return ConnectError(
-            f"the connection to {target} failed before a response{tries}: {reason}",
-            "the server or a proxy closed the connection; check the server's log and retry",
-        )
+    def _pause(self, attempt: int, reason: str, retry_after: str | None) -> None:
+        """Wait before the next attempt (Retry-After, else the backoff), having said so."""
+        wait = netrules.retry_after(retry_after)
+        if wait is None:
+            wait = netrules.backoff(attempt)
+        if self._on_retry is not None:
+            said = reason[:1].lower() + reason[1:] if reason[1:2].islower() else reason  # "connection refused", "HTTP 503"
+            self._on_retry(Retry(said, attempt + 1, self.retries + 1, wait))
+        self._sleep(wait)
 
 
-def _transport_for(base: str) -> httpx.BaseTransport:
+def key_origin(sources: Mapping[str, str]) -> str:
+    """Where the key came from, for a message: `OPENAI_API_KEY`, `profile dev of the config
+    file`, `api_key_command in the config file`."""
+    label = sources.get("api_key") or "env ACS_API_KEY"
+    label, _, via = label.partition(" (")  # "profile dev (api_key_command)": a file or a command
+    if label.startswith("env "):
+        return label[4:]
+    where = "the config file" if label == "file defaults" else f"{label} of the config file" if label.startswith("profile ") else label
+    return f"{via.rstrip(')')} in {where}" if via else where
+
+
+def _transport_for(proxy: str | None) -> httpx.BaseTransport:
     """acs's own transport, or with a proxy from the environment (HTTP_PROXY, HTTPS_PROXY,
     ALL_PROXY, NO_PROXY) httpx's, with the same content decoding; an unusable proxy is a
     configuration error."""
-    proxy = netrules.proxy_url(base)
     if proxy is None:
         return FastTransport()
     netrules.check_proxy(proxy)
@@ -221,18 +216,6 @@ def _transport_for(base: str) -> httpx.BaseTransport:
             f"cannot use the proxy {netrules.shown_proxy(proxy)}: {exc}", "fix HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, or bypass it with NO_PROXY"
         ) from None
     return DecodingTransport(inner)
-
-
-def _origin(url: httpx.URL) -> str:
-    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    match = re.search(r"\[Errno -?\d+\] ([^\]'\"]+)", text)
-    if match:
-        return match.group(1).strip()
-    return text.strip().rstrip(".")
 
 
 def _read_bounded(response: httpx.Response, limit: int) -> bytes:
@@ -270,7 +253,14 @@ def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:
 
 
 def http_error(
-    response: httpx.Response, body: bytes, *, base: str, model: Any = None, has_key: bool = False
+    response: httpx.Response,
+    body: bytes,
+    *,
+    base: str,
+    model: Any = None,
+    has_key: bool = False,
+    key_from: str = "ACS_API_KEY",
+    proxy: str | None = None,
 ) -> HTTPStatusError:
     """`status_error` for an httpx response."""
     return status_error(
@@ -282,6 +272,8 @@ def http_error(
         base=base,
         model=model,
         has_key=has_key,
+        key_from=key_from,
+        proxy=proxy,
     )
 
 
@@ -295,40 +287,97 @@ def status_error(
     base: str,
     model: Any = None,
     has_key: bool = False,
+    key_from: str = "ACS_API_KEY",
+    proxy: str | None = None,
 ) -> HTTPStatusError:
     """A non-2xx answer as acs's typed error: the server's message from its error body and a hint
-    for the usual causes. Used by the sync client and the engine alike."""
+    saying what the status means here. Used by the sync client and the engine alike. `key_from`
+    says where the key came from, `proxy` (as shown) the proxy from the environment, if any."""
     message, fields = error_fields(body)
     head = f"HTTP {status}{' ' + phrase if phrase else ''} from {url}"
     text = f"{head}: {message}" if message else head
-    if status in (401, 403):
-        hint = (
-            "the server refused ACS_API_KEY: check it is the key this server expects"
-            if has_key
-            else "the server wants a key: set ACS_API_KEY"
-        )
-    elif status == 404:
-        about_model = fields.get("param") == "model" or (message is not None and "model" in message.lower())
-        if about_model:
-            hint = f"the model {model!r} is not served there: `acs models` lists the models; pick one with --model"
-        elif not base.rstrip("/").endswith("/v1"):
-            hint = f"check ACS_API_BASE: OpenAI-compatible servers usually live under /v1 (try {base.rstrip('/')}/v1)"
-        else:
-            endpoint = "/chat/completions" if url.split("?")[0].endswith("/chat/completions") else "/completions"
-            hint = f"check ACS_API_BASE: the server has no {endpoint} endpoint there"
-    elif status == 429:
-        hint = "the server is rate limiting: wait and retry, or raise --retries"
-    elif 300 <= status < 400:
-        hint = "the server redirects; point ACS_API_BASE at the URL it names"
-    elif status >= 500:
-        hint = "the server failed: check its log, and retry later"
-    else:
-        hint = "the server rejected the request: check the flags and --param values you passed"
+    about_model = fields.get("param") == "model" or (message is not None and "model" in message.lower())
+    context = _Asked(base, _endpoint(url, base), model, about_model, key_from if has_key else None, proxy, urlsplit(url).hostname or "")
     return HTTPStatusError(
         status,
         text,
-        hint,
+        _FIXED_HINTS.get(status) or _status_hint(status, context),
         error_type=fields.get("type") if isinstance(fields.get("type"), str) else None,
         code=fields.get("code"),
         retry_after=retry_after,
     )
+
+
+REJECTED = "the server rejected the request: check the flags and --param values you passed"
+# what a status means when it means the same whatever was asked; the others are _status_hint's
+_FIXED_HINTS = {
+    400: REJECTED,
+    408: "the server gave up waiting for the request: retry, and check the network (or a proxy) between acs and the server",
+    413: "the request is too large for the server (or a proxy in front of it): shorten the prompt",
+    415: "the server does not take a JSON body there: check that ACS_BASE_URL points at an OpenAI-compatible API",
+    422: REJECTED,
+    429: "the server is rate limiting: wait and retry, or raise --retries",
+    500: "the server failed: check its log, and retry later",
+    503: "the server is unavailable (overloaded, starting, or down for maintenance): retry later, or raise --retries",
+    505: "the server does not speak HTTP/1.1, which acs sends: check that ACS_BASE_URL names its HTTP port",
+    511: "the network wants a sign-in first (a captive portal): sign in with a browser, then retry",
+}
+
+
+class _Asked(NamedTuple):
+    base: str
+    endpoint: str  # the path below the base URL: /completions, /models
+    model: Any
+    about_model: bool  # the error body names the model
+    key_from: str | None  # where the key sent came from; None: no key was sent
+    proxy: str | None
+    host: str
+
+
+def _status_hint(status: int, asked: _Asked) -> str:
+    """The hint for a status whose meaning depends on what was asked, or through what."""
+    if status in (401, 403):
+        if asked.key_from is None:
+            return "the server wants a key: set ACS_API_KEY"
+        allowed = "" if status == 401 else ", and that it allows this request"
+        return f"the server refused the key from {asked.key_from}: check it is the key this server expects{allowed}"
+    if status in (404, 410):
+        if asked.about_model:
+            return f"the model {asked.model!r} is not served there: `acs models` lists the models; pick one with --model"
+        if not asked.base.rstrip("/").endswith("/v1"):
+            return f"check ACS_BASE_URL: OpenAI-compatible servers usually live under /v1 (try {asked.base.rstrip('/')}/v1)"
+        return f"check ACS_BASE_URL: the server has no {asked.endpoint} endpoint there"
+    if status == 405:
+        return f"the server does not take this method at {asked.endpoint}: check that ACS_BASE_URL points at the API (it usually ends in /v1)"
+    if status == 407:
+        if asked.proxy is None:
+            return "a proxy between acs and the server wants credentials: ask whoever runs it"
+        return f"the proxy {asked.proxy} (from the environment) wants credentials: put them in its URL (http://user:password@host:port), or bypass it with NO_PROXY={asked.host}"
+    if status == 501:
+        return _not_implemented(asked.endpoint)
+    if status in (502, 504):
+        what = "got no valid answer from" if status == 502 else "timed out waiting for"
+        if asked.proxy is not None:
+            return f"the proxy {asked.proxy} (from the environment) {what} the server: check that the server is up, or bypass the proxy with NO_PROXY={asked.host}"
+        return f"a gateway or proxy in front of the server {what} it: check that the server is up, and retry later"
+    if 300 <= status < 400:
+        return "the server redirects; point ACS_BASE_URL at the URL it names"
+    if status >= 500:
+        return "the server failed: check its log, and retry later"
+    return REJECTED
+
+
+def _not_implemented(endpoint: str) -> str:
+    """501: the server does not support the request (retrying will not change that)."""
+    if endpoint == "/models":
+        return "the server does not list its models: name one with --model or ACS_MODEL"
+    if endpoint == "/chat/completions":
+        return "the server does not support chat completions there: try `acs complete` (POST /completions)"
+    return f"the server does not support {endpoint} there: try `acs chat` (POST /chat/completions), and check the flags you passed"
+
+
+def _endpoint(url: str, base: str) -> str:
+    """The request's path below the base URL: /completions, /chat/completions, /models."""
+    path = urlsplit(url).path
+    below = urlsplit(base).path.rstrip("/")
+    return path[len(below) :] if below and path.startswith(below) else path

@@ -6,10 +6,13 @@ Used by `acs complete` (text, JSON and --raw) and `acs doctor`; `acs replay` pum
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError, ConnectError, IncompleteStream, ProtocolError, TimedOut
@@ -198,22 +201,207 @@ def read_completion(response: object, state: CompletionState, sink: Sink, timeli
     return state.verdict()
 
 
+# --------------------------------------------------------------------------- httpx to acs
+# The one mapping of httpx's failures to acs's errors, for the API client (before the head),
+# the body readers (complete, --raw, doctor's probe) and the retry decision. A failure is read
+# in one of two phases: before the response head (connecting, TLS, sending, waiting: a retry
+# repeats nothing) or while reading a body (never retried: output may have been shown).
+
+HEAD = "head"
+BODY = "body"
+
+
+class Failure(NamedTuple):
+    """What one httpx failure means: acs's error (None: the completion was whole anyway),
+    whether trying again could help, and the reason in a few words (for a retry notice)."""
+
+    error: AcsError | None
+    retry: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Where:
+    """What a message about a failure names: the request's URL, --timeout, the attempts made,
+    the proxy from the environment the request went through, and, reading a body, the state
+    it fed (None with --raw: the bytes received are what is kept)."""
+
+    url: str = ""
+    timeout: float = 0.0
+    attempt: int = 1
+    proxy: str | None = None  # as shown: scheme, host and port (netrules.shown_proxy)
+    state: CompletionState | None = None
+
+    @property
+    def origin(self) -> str:
+        """scheme://host:port, never a user:password@ part."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def tries(self) -> str:
+        return f" after {self.attempt} attempts" if self.attempt > 1 else ""
+
+    @property
+    def kept(self) -> str:
+        return "the text so far is kept" if self.state is not None else "the bytes received are on stdout"
+
+    def bypass(self) -> str:
+        """The hint's way around a proxy that failed."""
+        return f"check the proxy in HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, or bypass it for this host with NO_PROXY={self.host}"
+
+
+def http_failure(exc: Exception, phase: str, where: Where) -> Failure:
+    """The meaning of an httpx failure in `phase` (HEAD or BODY): the first row of the table
+    whose phase and exception type match. Reading a body, a failure after every choice finished
+    leaves the completion whole (no error)."""
+    from acs_cli import netrules
+
+    said = netrules.reason(exc)
+    if phase == BODY and where.state is not None and where.state.verdict(cut=True) is None:
+        return Failure(None, False, said)
+    for row_phase, kinds, meaning, retry in _table():
+        if row_phase == phase and isinstance(exc, kinds):
+            # a name that does not resolve, or TLS, is not mended by trying again
+            final = netrules.dns_failure(exc) or netrules.tls_problem(exc) is not None
+            return Failure(meaning(exc, said, where), retry and not final, said)
+    return Failure(_other(exc, said, where), False, said)  # not an httpx failure: a bug's cousin
+
+
 def body_error(exc: Exception, state: CompletionState | None, timeout: float) -> AcsError | None:
-    """What an httpx failure while reading a body means; None when the stream was whole anyway
-    (the connection closed after every choice finished). Without a state (--raw), the bytes
-    received are what is kept."""
+    """An httpx failure while reading a body; None when the completion was whole anyway."""
+    return http_failure(exc, BODY, Where(timeout=timeout, state=state)).error
+
+
+Meaning = Callable[[Exception, str, Where], AcsError]
+
+
+@functools.cache
+def _table() -> tuple[tuple[str, Any, Meaning, bool], ...]:
+    """(phase, exception types, meaning, retried): subclasses before their bases. httpx is
+    imported here, on the first failure, not when acs starts."""
     import httpx
 
-    kept = "the text so far is kept" if state is not None else "the bytes received are on stdout"
-    if isinstance(exc, httpx.TimeoutException):
-        if state is not None and state.verdict(cut=True) is None:
-            return None  # silent after every choice finished: the completion is whole
-        return silence(state, timeout, kept)
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-        if state is not None and state.verdict(cut=True) is None:
-            return None
-        return IncompleteStream(
-            f"incomplete stream: the connection closed mid-{'stream' if state is not None else 'body'} ({shorten(str(exc), 120)})",
-            f"{kept}; retry, and check for a proxy or server that cuts long responses",
+    from acs_cli.transport import MalformedResponseError
+
+    dropped = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+    return (
+        (HEAD, MalformedResponseError, _malformed_head, False),  # the server answered, wrongly
+        (HEAD, httpx.ConnectTimeout, _connect_timeout, False),
+        (HEAD, httpx.TimeoutException, _no_head, False),
+        (HEAD, httpx.ProxyError, _proxy_refused, False),
+        (HEAD, httpx.ConnectError, _cannot_connect, True),  # refused (a DNS or TLS failure is not retried)
+        (HEAD, dropped, _dropped, True),  # reset, or closed before the head
+        (HEAD, httpx.TooManyRedirects, _redirect_loop, False),
+        (HEAD, httpx.HTTPError, _other, False),
+        (BODY, MalformedResponseError, _malformed_body, False),  # bad chunk framing or coding
+        (BODY, httpx.TimeoutException, _silent, False),
+        (BODY, (httpx.RemoteProtocolError, httpx.ReadError), _cut, False),
+        (BODY, httpx.HTTPError, _other, False),
+    )
+
+
+def _malformed_head(exc: Exception, said: str, where: Where) -> AcsError:
+    return ProtocolError(
+        f"malformed HTTP response from {where.origin}: {said}",
+        "the server (or a proxy in front of it) does not speak HTTP/1.1 correctly; check the port in ACS_BASE_URL",
+    )
+
+
+def _malformed_body(exc: Exception, said: str, where: Where) -> AcsError:
+    what = "stream" if where.state is not None else "body"
+    return ProtocolError(
+        f"malformed HTTP framing mid-{what}: {shorten(said, 160)}",
+        f"{where.kept}; the server (or a proxy in front of it) broke HTTP/1.1 framing: check the server's log",
+    )
+
+
+def _connect_timeout(exc: Exception, said: str, where: Where) -> AcsError:
+    from acs_cli.netrules import CONNECT_TIMEOUT
+
+    through = f" (through the proxy {where.proxy})" if where.proxy else ""
+    return TimedOut(
+        f"connecting to {where.origin}{through} timed out after {CONNECT_TIMEOUT:g} s",
+        where.bypass() if where.proxy else "check that the server is up and reachable from here (firewall, VPN, the port in ACS_BASE_URL)",
+    )
+
+
+def _no_head(exc: Exception, said: str, where: Where) -> AcsError:
+    return TimedOut(
+        f"no response from {where.origin} within {where.timeout:g} s (waiting for the first byte)",
+        "the server may be busy or queueing; raise --timeout or ACS_TIMEOUT",
+    )
+
+
+def _proxy_refused(exc: Exception, said: str, where: Where) -> AcsError:
+    """The proxy answered the tunnel request (CONNECT) with an error status."""
+    if said.startswith("407"):
+        hint = f"the proxy wants credentials: put them in its URL (http://user:password@host:port), or bypass it with NO_PROXY={where.host}"
+    else:
+        hint = f"the proxy could not reach the server: check the server is up, or bypass the proxy with NO_PROXY={where.host}"
+    return ConnectError(f"the proxy {where.proxy} refused the connection to {where.origin}: {said}", hint)
+
+
+def _cannot_connect(exc: Exception, said: str, where: Where) -> AcsError:
+    from acs_cli.netrules import dns_failure, tls_problem
+
+    tls = tls_problem(exc)
+    if tls is not None:
+        return _tls_failed(tls, said, where)
+    if where.proxy:  # acs connects to the proxy only: what failed is the proxy
+        what = "resolve" if dns_failure(exc) else "connect to"
+        return ConnectError(f"cannot {what} the proxy {where.proxy} (from the environment) for {where.url}{where.tries}: {said}", where.bypass())
+    if dns_failure(exc):
+        return ConnectError(f"cannot resolve the host {where.host} of {where.url}: {said}", "check the host name in ACS_BASE_URL (or --base-url)")
+    return ConnectError(f"cannot connect to {where.url}{where.tries}: {said}", "start the server, or point ACS_BASE_URL (or --base-url) at one")
+
+
+def _tls_failed(problem: str, said: str, where: Where) -> AcsError:
+    from acs_cli.netrules import CERTIFICATE, PLAIN_HTTP
+
+    if problem == PLAIN_HTTP:
+        return ConnectError(
+            f"TLS failed with {where.origin}: the port does not speak TLS ({said})",
+            "the server speaks plain http there: use http:// in ACS_BASE_URL (or --base-url)",
         )
-    return ConnectError(f"reading the response failed: {shorten(str(exc) or type(exc).__name__, 160)}", "retry; check the server's log")
+    if problem == CERTIFICATE:
+        return ConnectError(
+            f"TLS failed with {where.origin}: its certificate is not trusted ({said})",
+            "check the server's certificate (name, expiry, chain); SSL_CERT_FILE can point at the CA bundle that signed it",
+        )
+    return ConnectError(
+        f"the TLS handshake with {where.origin} failed: {said}",
+        "check that the port speaks TLS (a plain-http server wants http:// in ACS_BASE_URL) and the server's TLS settings",
+    )
+
+
+def _dropped(exc: Exception, said: str, where: Where) -> AcsError:
+    who = f"the server or the proxy {where.proxy}" if where.proxy else "the server or a proxy"
+    return ConnectError(
+        f"the connection to {where.origin} failed before a response{where.tries}: {said}",
+        f"{who} closed the connection; check the server's log and retry",
+    )
+
+
+def _redirect_loop(exc: Exception, said: str, where: Where) -> AcsError:
+    return ConnectError(f"too many redirects from {where.url}", "check ACS_BASE_URL; the server redirects in a loop")
+
+
+def _silent(exc: Exception, said: str, where: Where) -> AcsError:
+    return silence(where.state, where.timeout, where.kept)
+
+
+def _cut(exc: Exception, said: str, where: Where) -> AcsError:
+    return IncompleteStream(
+        f"incomplete stream: the connection closed mid-{'stream' if where.state is not None else 'body'} ({shorten(str(exc), 120)})",
+        f"{where.kept}; retry, and check for a proxy or server that cuts long responses",
+    )
+
+
+def _other(exc: Exception, said: str, where: Where) -> AcsError:
+    what = "reading the response" if where.state is not None or not where.url else f"the request to {where.origin}"
+    return ConnectError(f"{what} failed: {shorten(said, 160)}", "retry; check the server's log")

@@ -15,10 +15,11 @@ import ipaddress
 import math
 import os
 import random
+import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from acs_cli.errors import ConfigError
@@ -151,6 +152,66 @@ def ca_bundle() -> str:
         return "certifi"
     except ImportError:
         return "the system's"
+
+
+# --------------------------------------------------------------------------- what failed
+# A connection failure read by its cause: a name that does not resolve, or TLS (a port that
+# answers in plain http, a certificate not trusted). Neither is worth a retry.
+
+PLAIN_HTTP = "plain http"
+CERTIFICATE = "certificate"
+OTHER_TLS = "tls"
+# OpenSSL's reasons when the first bytes from the port are not a TLS record: an HTTP answer
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "HTTP_REQUEST")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it was raised from or during (httpx wraps httpcore's, which wraps
+    the socket's), a few deep."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        yield current
+        current = current.__cause__ or current.__context__
+        seen += 1
+
+
+def dns_failure(exc: BaseException) -> bool:
+    """The host name did not resolve (getaddrinfo failed)."""
+    for e in _chain(exc):
+        if isinstance(e, socket.gaierror):
+            return True
+    text = str(exc)
+    return any(s in text for s in ("Name or service not known", "nodename nor servname", "name resolution", "No address associated with hostname"))
+
+
+def tls_problem(exc: BaseException) -> str | None:
+    """PLAIN_HTTP (the port answered, but not in TLS), CERTIFICATE (the server's certificate is
+    not trusted), OTHER_TLS, or None when the failure is not TLS's."""
+    for e in _chain(exc):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return CERTIFICATE
+        if isinstance(e, ssl.SSLError):
+            return PLAIN_HTTP if getattr(e, "reason", None) in _NOT_TLS else OTHER_TLS
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return CERTIFICATE
+    if any(f"[SSL: {r}]" in text for r in _NOT_TLS):
+        return PLAIN_HTTP
+    return OTHER_TLS if "[SSL" in text else None
+
+
+def reason(exc: BaseException) -> str:
+    """What happened, in the words of the error beneath: `Connection refused`, `wrong version
+    number`, `certificate verify failed: self-signed certificate`."""
+    for e in _chain(exc):
+        if isinstance(e, ssl.SSLCertVerificationError) and e.verify_message:
+            return f"certificate verify failed: {e.verify_message}"
+    text = str(exc) or type(exc).__name__
+    match = re.search(r"\[Errno -?\d+\] ([^\]'\"]+)", text) or re.search(r"\[SSL(?:: \w+)?\] ([^(]+)", text)
+    if match:
+        return match.group(1).strip()
+    return text.strip().rstrip(".")
 
 
 # --------------------------------------------------------------------------- retry policy

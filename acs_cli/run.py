@@ -23,7 +23,7 @@ from acs_cli.outcome import Outcome
 from acs_cli.secrets import redact
 from acs_cli.sinks import Sink
 from acs_cli.terminal import Terminal
-from acs_cli.text import make_visible, shorten
+from acs_cli.text import make_visible, shorten, wrap
 
 ENDING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_ALARM = 1e9  # seconds (31 years): longer --max-time values are no cap
@@ -98,9 +98,32 @@ def report(term: Terminal, outcome: Outcome, usage: str | None = None) -> None:
     if usage and isinstance(exc, UsageError):
         term.message(usage)
     message = " ".join(line.strip() for line in redact(exc.message).splitlines() if line.strip())  # one line
-    term.message(f"acs: error: {make_visible(message)}", "error")
+    width = stderr_width(term)
+    term.message(_fit(f"acs: error: {make_visible(message)}", len("acs: error: "), width), "error")
     if exc.hint:
-        term.message(f"hint: {make_visible(redact(exc.hint))}", "hint")
+        term.message(_fit(f"hint: {make_visible(redact(exc.hint))}", len("hint: "), width), "hint")
+
+
+def stderr_width(term: Terminal) -> int | None:
+    """The width lines on stderr wrap to: the terminal's (COLUMNS first, as shutil reads it), or
+    None when stderr is not a terminal (piped, each message stays one line for grep and logs)."""
+    if not term.stderr_tty:
+        return None
+    if term.width:
+        return term.width
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(term.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+def _fit(line: str, indent: int, width: int | None) -> str:
+    """On a terminal, a long line wrapped at spaces with a hanging indent under its text."""
+    return line if width is None else wrap(line, width, indent)
 
 
 def output_error(exc: OSError) -> AcsError:

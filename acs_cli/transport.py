@@ -83,12 +83,6 @@ class FastTransport(httpx.BaseTransport):
             for sock in socks:
                 _close(sock)
 
-    def _context(self) -> ssl.SSLContext:
-        # doctor.py still calls this (it moves to netrules.ssl_context later)
-        if self._ssl_context is None:
-            self._ssl_context = netrules.ssl_context()
-        return self._ssl_context
-
     # ------------------------------------------------------------------ connections
 
     def _checkout(self, origin: Origin) -> socket.socket | None:
@@ -123,7 +117,8 @@ class FastTransport(httpx.BaseTransport):
         if scheme != "https":
             return sock
         try:
-            return self._context().wrap_socket(sock, server_hostname=host)
+            context = self._ssl_context or netrules.ssl_context()  # netrules builds one per CA setting
+            return context.wrap_socket(sock, server_hostname=host)
         except TimeoutError as exc:
             sock.close()
             raise httpx.ConnectTimeout(str(exc) or "TLS handshake timed out", request=request) from None

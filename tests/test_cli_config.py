@@ -221,7 +221,7 @@ def test_key_not_shown_on_internal_error(server: ScriptedServer, tmp_path, debug
 # A non-loopback host that cannot be reached: a name under .invalid (RFC 6761) fails at the name
 # lookup, so no connection to any other machine is ever tried.
 
-WARNING = "warning: ACS_API_KEY is sent over plain http://"
+WARNING = "warning: the key from ACS_API_KEY is sent over plain http://"  # names where the key came from
 
 
 def test_plain_http_key_to_remote_host_warns() -> None:

@@ -60,8 +60,9 @@ def converse(opts: ChatOptions, term: Terminal) -> int:
     tools = read_tools(opts.tools, term) if opts.tools is not None else None
     settings = resolve_settings(opts.connection, term)
     from acs_cli.api import Api
+    from acs_cli.sinks.terminal import retry_notice
 
-    with Api(settings, retries=opts.connection.retries, warn=lambda text: term.message(text, "warn")) as api:
+    with Api(settings, retries=opts.connection.retries, warn=lambda text: term.message(text, "warn"), on_retry=retry_notice(term)) as api:
         settings = replace(settings, model=settings.model or api.pick_model())  # once, not per turn
         session = Session(opts, term, api, settings, messages, tools)
         if opts.messages is not None:

@@ -75,8 +75,9 @@ def send(
 ) -> Outcome:
     """Send the request to `path` and stream its answer into the sink (the bytes with --raw)."""
     from acs_cli.api import Api
+    from acs_cli.sinks.terminal import retry_notice
 
-    with Api(settings, retries=opts.connection.retries, warn=lambda text: term.message(text, "warn")) as api:
+    with Api(settings, retries=opts.connection.retries, warn=lambda text: term.message(text, "warn"), on_retry=retry_notice(term)) as api:
         if opts.output.raw:
             from acs_cli.sinks.raw import RawSink
 
@@ -104,7 +105,6 @@ def _raw(
     """--raw: the body exactly as it came off the socket, flushed per read; HTTP errors still set the status."""
     import httpx
 
-    from acs_cli.api import http_error
     from acs_cli.body import body_error
     from acs_cli.transport import content_encoded
 
@@ -125,7 +125,7 @@ def _raw(
     finally:
         response.close()
     if failed:
-        return http_error(response, kept, base=api.base, model=model, has_key=api.has_key)
+        return api.status_error(response, kept, model)
     if "event-stream" in response.headers.get("content-type", "") and b"[DONE]" not in sink.tail and not opts.output.quiet and not content_encoded(response):
         term.message("acs: note: the stream ended without data: [DONE]", "warn")
     return None

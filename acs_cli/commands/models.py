@@ -19,7 +19,9 @@ def list_models(conn: ConnectionOptions, as_json: bool, term: Terminal) -> Outco
     settings = load_settings(**conn.settings_flags())
     for warning in settings.warnings:
         term.message(warning, "warn")
-    with Api(settings, retries=conn.retries, warn=lambda text: term.message(text, "warn")) as api:
+    from acs_cli.sinks.terminal import retry_notice
+
+    with Api(settings, retries=conn.retries, warn=lambda text: term.message(text, "warn"), on_retry=retry_notice(term)) as api:
         if as_json:
             from acs_cli.sinks.json import dumps
 

@@ -29,7 +29,8 @@ check, with the meaning it has for `acs complete` (acs_cli.errors.ExitStatus).
 
 The package: `checks` does the network steps before the probe, `probe` sends the probe and reads
 its answer into a `judge.Probe` record, `judge` holds the pure judgements, `render` the outputs,
-`network` the network rules, `report` the records.
+`report` the records; the network rules (loopback, proxy, CAs) are acs_cli.netrules, the very
+rules acs's requests follow.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def diagnose(opts: DoctorOptions) -> Report:
 def _connect(report: Report, base: str) -> socket.socket | None:
     """DNS, TCP and TLS to the server (or to the proxy the environment names): the connected
     socket, or None once the failure and the skipped checks are in the report."""
+    from acs_cli.netrules import proxy_address
+
     from . import checks
-    from .network import proxy_address
 
     parts = urlsplit(base)
     https = parts.scheme == "https"

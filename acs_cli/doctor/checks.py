@@ -11,13 +11,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from acs_cli.api import CONNECT_TIMEOUT
 from acs_cli.errors import AcsError, ConfigError, ExitStatus
+from acs_cli.netrules import CONNECT_TIMEOUT, PLAIN_HTTP, ca_bundle, is_loopback, ssl_context, tls_problem
 from acs_cli.secrets import mask_url, remember_secret
 from acs_cli.settings import ResolvedSettings
 
 from . import judge
-from .network import ca_bundle, is_loopback, ssl_context
 from .report import Report, failed, failed_with, hostport, ms, passed, warned
 
 
@@ -69,7 +68,7 @@ def check_dns(report: Report, host: str, port: int, where: str | None) -> list[t
     except (socket.gaierror, UnicodeError, OSError) as exc:
         took = time.monotonic() - start
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        hint = "check the host name in ACS_API_BASE (or --base-url)" if where is None else "check the proxy's host name in HTTP(S)_PROXY / ALL_PROXY"
+        hint = "check the host name in ACS_BASE_URL (or --base-url)" if where is None else "check the proxy's host name in HTTP(S)_PROXY / ALL_PROXY"
         report.add(failed("DNS", f"cannot resolve {subject}: {reason} (after {ms(took)})", hint, ExitStatus.CONNECT, took))
         return None
     took = time.monotonic() - start
@@ -113,10 +112,10 @@ def _tcp_failure(failures: list[tuple[str, str]], target: str, via: str, where: 
     else:
         reasons = _tried(failures) or "no address"
     if failures and all("timed out" in reason for _, reason in failures):
-        hint = "check that the server is up and reachable from here (firewall, VPN, the port in ACS_API_BASE)"
+        hint = "check that the server is up and reachable from here (firewall, VPN, the port in ACS_BASE_URL)"
         return failed("TCP connect", f"connecting to {target}{via} timed out: {reasons}", hint, ExitStatus.TIMEOUT, took)
     if where is None:
-        hint = "start the server, or point ACS_API_BASE (or --base-url) at one"
+        hint = "start the server, or point ACS_BASE_URL (or --base-url) at one"
     else:
         hint = "check the proxy in HTTP(S)_PROXY / ALL_PROXY, or bypass it with NO_PROXY"
     return failed("TCP connect", f"cannot connect to {target}{via}: {reasons}", hint, ExitStatus.CONNECT, took)
@@ -135,7 +134,7 @@ def check_tls(report: Report, sock: socket.socket, host: str) -> bool:
         report.add(failed("TLS", f"the certificate of {host} is not trusted: {reason} (CA bundle: {ca_bundle()})", hint, ExitStatus.CONNECT, took))
         return False
     except TimeoutError:
-        hint = "check that the port speaks TLS: for a plain HTTP server use http:// in ACS_API_BASE"
+        hint = "check that the port speaks TLS: for a plain HTTP server use http:// in ACS_BASE_URL"
         took = time.monotonic() - start
         report.add(failed("TLS", f"the TLS handshake with {host} timed out after {CONNECT_TIMEOUT:g} s", hint, ExitStatus.TIMEOUT, took))
         return False
@@ -143,7 +142,11 @@ def check_tls(report: Report, sock: socket.socket, host: str) -> bool:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         if reason.isupper():  # an OpenSSL reason code: WRONG_VERSION_NUMBER
             reason = reason.lower().replace("_", " ")
-        hint = "check that the port speaks TLS (a plain HTTP server wants http:// in ACS_API_BASE) and the server's TLS settings"
+        if tls_problem(exc) == PLAIN_HTTP:  # the port answered, in plain http
+            reason = f"the port does not speak TLS ({reason})"
+            hint = "the server speaks plain http there: use http:// in ACS_BASE_URL (or --base-url)"
+        else:
+            hint = "check that the port speaks TLS (a plain HTTP server wants http:// in ACS_BASE_URL) and the server's TLS settings"
         took = time.monotonic() - start
         report.add(failed("TLS", f"the TLS handshake with {host} failed: {reason}", hint, ExitStatus.CONNECT, took))
         return False

@@ -111,7 +111,7 @@ def judge_completion(p: Probe) -> Check:
         return failed(
             "completion",
             f"{answered} with {media}, not an event stream: {shorten(p.first_bytes, 120)}",
-            "check that ACS_API_BASE points at an OpenAI-compatible server, not a web page or a proxy login",
+            "check that ACS_BASE_URL points at an OpenAI-compatible server, not a web page or a proxy login",
             ExitStatus.PROTOCOL,
             p.head_seconds,
         )

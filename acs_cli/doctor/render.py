@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 
 from acs_cli.secrets import mask_url, redact
-from acs_cli.text import make_visible
+from acs_cli.text import MIN_TEXT, make_visible, wrap
 
 from .report import FAIL, PASS, SKIP, SKIPPED, WARN, Check, Report, plural
 
 MARKS = {PASS: "✓", WARN: "⚠", FAIL: "✗", SKIP: "–"}
 _COLOURS = {PASS: "\x1b[32m", WARN: "\x1b[33m", FAIL: "\x1b[1;31m", SKIP: "\x1b[2m"}
 _HINT = "\x1b[33m"
-MIN_WRAP = 24  # the narrowest text column the hanging indent leaves
+MIN_WRAP = MIN_TEXT  # the narrowest text column the hanging indent leaves (text.wrap's rule)
 # the password of a URL's user:password@ part, wherever a URL appears in a message
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@")
 
@@ -97,20 +96,11 @@ def _row(mark: str, text: str, indent: int, width: int | None, sgr: str, colour:
 
 
 def _wrap(line: str, indent: int, width: int | None) -> list[str]:
-    """The line wrapped at spaces to `width`, continuation lines indented by `indent`; a word
-    longer than the room stays whole on a line of its own."""
-    if width is None or len(line) <= width:
+    """The line wrapped at spaces to `width` (acs_cli.text.wrap: a hanging indent of `indent`,
+    never inside a word, preferably before a `·`); piped (`width` None) it stays whole."""
+    if width is None:
         return [line]
-    indent = min(indent, max(2, width - MIN_WRAP))  # a narrow terminal gets a smaller indent, not longer lines
-    lead = len(line) - len(line.lstrip(" "))
-    wrapper = textwrap.TextWrapper(
-        width=width,
-        initial_indent=" " * lead,
-        subsequent_indent=" " * indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-    return wrapper.wrap(line[lead:]) or [line]
+    return wrap(line, width, indent).split("\n")
 
 
 def _summary(report: Report) -> tuple[str, str]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.records import Delta
 from acs_cli.sinks.text import ChoiceOrder, PipeSink
-from acs_cli.text import visible_pieces
+from acs_cli.text import make_visible, visible_pieces
 
 if TYPE_CHECKING:
     from acs_cli.outcome import Outcome
@@ -95,6 +96,8 @@ class Spinner:
 
     FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"  # Rich's "dots"
     INTERVAL = 0.08
+    # the spinner drawing now, if any: it owns stderr's last line, so a retry is said on it
+    showing: Spinner | None = None
 
     def __init__(self, term: Terminal, label: str = "waiting for the first token…") -> None:
         self.term = term
@@ -107,6 +110,7 @@ class Spinner:
 
     def start(self) -> None:
         self._started = time.monotonic()
+        Spinner.showing = self
         self._write("\x1b[?25l")  # hide the cursor while the line is redrawn
         self._draw(0)
         self._thread = threading.Thread(target=self._run, name="acs-spinner", daemon=True)
@@ -139,6 +143,8 @@ class Spinner:
                 return
             self._stopped.set()
             self._write("\r\x1b[K\x1b[?25h")  # erase the line, show the cursor again
+        if Spinner.showing is self:
+            Spinner.showing = None
 
     def _write(self, text: str) -> None:
         try:
@@ -146,3 +152,19 @@ class Spinner:
             self.term.stderr.flush()
         except (OSError, ValueError):
             pass
+
+
+def retry_notice(term: Terminal) -> Callable[[object], None]:
+    """How a command says a retry (acs_cli.api.Retry: what failed, which attempt comes, when):
+    on the spinner's line while a spinner draws, else one line on stderr per retry (a person
+    watching a terminal, and a log, both see why acs is still waiting)."""
+
+    def say(retry: object) -> None:
+        text = make_visible(str(retry))  # the reason may hold a server's status phrase
+        spinner = Spinner.showing
+        if spinner is not None and spinner.term is term:
+            spinner.say(text)
+        else:
+            term.message(f"acs: {text}", "dim")
+
+    return say
