@@ -97,7 +97,7 @@ class Head:
 class HeadParser:
     """Response bytes in, the final `Head` out; `rest` then holds the bytes after it (the body's).
 
-    The head ends at the first empty line whatever mix of CRLF and bare LF it uses (RFC 9112 §2.2
+    The head ends at the first empty line whatever mix of CRLF and bare LF it uses (RFC 9112 section 2.2
     lets a recipient take LF alone as a line end), so a bare-LF head followed by a CRLF body is not
     read into the body. Interim 1xx answers are skipped (at most MAX_INTERIM); 101 is refused,
     since acs never asks to switch protocols.
@@ -160,7 +160,7 @@ def parse_head(block: bytes, method: str = "GET") -> Head | None:
 
 def _header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     """Header lines into (name, value) pairs; obs-fold continuation lines are joined with a space,
-    as RFC 9112 §5.2 tells a user agent (and h11) to do."""
+    as RFC 9112 section 5.2 tells a user agent (and h11) to do."""
     unfolded: list[bytes] = []
     for line in lines:
         fold = _OBS_FOLD.match(line)
@@ -180,7 +180,7 @@ def _header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
 
 
 def _frame(head: Head, method: str) -> None:
-    """How the body is delimited and whether the connection can be reused (RFC 9112 §6.3, h11's
+    """How the body is delimited and whether the connection can be reused (RFC 9112 section 6.3, h11's
     rules: Content-Length digits only and consistent; Transfer-Encoding exactly `chunked`, which
     wins over a Content-Length, though such a connection is not reused)."""
     lengths: set[bytes] = set()

@@ -1,8 +1,11 @@
 """Unit tests of acs_cli.sse, pure and without I/O.
 
-`SSEParser` against the WHATWG event-stream interpretation rules (WIRE.md §10.1, README "What acs
-does with unusual streams"), one rule at a time; `CompletionStream` against the reference client
-algorithm of WIRE.md §12 (routing by index, duplicates, usage, [DONE], error frames, verdicts).
+`SSEParser` against the WHATWG event-stream interpretation rules (README "What acs does with
+unusual streams"), one rule at a time: UTF-8 with replacement and one leading BOM stripped; lines
+end at CRLF, LF or CR (a CRLF may be split across reads) and nothing else; a `:` line is a
+comment; a field's value loses one leading space; a blank line dispatches only when data was set;
+an unterminated event at the end is dropped. `CompletionStream` against the reference client
+algorithm (tests/oracle.py: routing by index, duplicates, usage, [DONE], error frames, verdicts).
 """
 
 from __future__ import annotations
