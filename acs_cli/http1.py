@@ -305,8 +305,9 @@ class ChunkedDecoder(BodyDecoder):
                 "peer closed connection without sending complete message body (incomplete chunked read)"
             )
 
-    # One state machine over the read, kept in one function: splitting it costs a call per chunk
-    # on the hot path (vLLM sends one chunk per token).
+    # A state machine over the read: its per-chunk states (size line, data, CRLF) stay in this one
+    # function, as splitting them costs a call per chunk on the hot path (vLLM sends one chunk per
+    # token); the trailers, read once per body, are a method of their own.
     def feed(self, data: bytes) -> bytes:
         if self.done:
             self.leftover += data
@@ -353,27 +354,34 @@ class ChunkedDecoder(BodyDecoder):
                     raise MalformedResponse(f"chunk data not followed by CRLF: {bytes(buf[pos : pos + 8])!r}")
                 state = _SIZE
             else:
-                nl = buf.find(b"\n", pos)
-                if nl < 0:
-                    if self._trailers + n - pos > MAX_TRAILERS:
-                        raise MalformedResponse(f"chunk trailers exceed {MAX_TRAILERS // 1024} KiB")
-                    break
-                line = buf[pos : nl - 1] if nl > pos and buf[nl - 1] == 13 else buf[pos:nl]
-                self._trailers += nl + 1 - pos
-                pos = nl + 1
-                if not line:
-                    self.done, self.leftover = True, buf[pos:]
-                    pos = n
-                    break
-                if self._trailers > MAX_TRAILERS:
-                    raise MalformedResponse(f"chunk trailers exceed {MAX_TRAILERS // 1024} KiB")
-                if not _HEADER_LINE.fullmatch(line):
-                    raise MalformedResponse(f"malformed chunk trailer {bytes(line[:80])!r}")
+                after = self._trailer_line(buf, pos)
+                if after == pos:
+                    break  # the line's end is in the next read
+                pos = after
         self._buf = buf[pos:] if pos < n else b""
         self._state, self._remaining = state, remaining
         if not out:
             return b""
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def _trailer_line(self, buf: bytes, pos: int) -> int:
+        """One trailer line at `pos` (the empty one ends the body): the position after it, or `pos`
+        when its end is not in this read yet."""
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if self._trailers + len(buf) - pos > MAX_TRAILERS:
+                raise MalformedResponse(f"chunk trailers exceed {MAX_TRAILERS // 1024} KiB")
+            return pos
+        line = buf[pos : nl - 1] if nl > pos and buf[nl - 1] == 13 else buf[pos:nl]
+        self._trailers += nl + 1 - pos
+        if not line:
+            self.done, self.leftover = True, buf[nl + 1 :]
+            return len(buf)
+        if self._trailers > MAX_TRAILERS:
+            raise MalformedResponse(f"chunk trailers exceed {MAX_TRAILERS // 1024} KiB")
+        if not _HEADER_LINE.fullmatch(line):
+            raise MalformedResponse(f"malformed chunk trailer {bytes(line[:80])!r}")
+        return nl + 1
 
 
 def _chunk_size(line: bytes) -> int:
