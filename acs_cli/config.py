@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from acs_cli.errors import ConfigError
-from acs_cli.secrets import mask_url
+from acs_cli.secrets import key_problem, mask_url, remember_secret
 from acs_cli.settings_table import (
     FILE_KEYS,
     SECRET,
@@ -177,8 +177,6 @@ def select_profile(config: ConfigFile | None, requested: str | None) -> tuple[st
 def read_key(resolved_from: str, value: str, *, kind: str) -> tuple[str, list[str]]:
     """The key from api_key_file or api_key_command: bounded in size (and, for the command, in
     time), UTF-8, stripped, one line of printable ASCII; never shows the key or the output."""
-    from acs_cli.secrets import key_problem, remember_secret
-
     name = "api_key_file" if kind == "file" else "api_key_command"
     warnings: list[str] = []
     if kind == "file":

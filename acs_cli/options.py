@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from acs_cli.errors import UsageError
+
 
 @dataclass
 class RequestOptions:
@@ -71,8 +73,6 @@ REASONING_MODES = ("show", "hide", "only")
 def check_reasoning(value: str | None) -> None:
     """--reasoning takes show, hide or only (None: the default, shown on a terminal only)."""
     if value is not None and value not in REASONING_MODES:
-        from acs_cli.errors import UsageError
-
         raise UsageError(f"--reasoning {value!r} is not one of show, hide, only", "--reasoning show|hide|only (default: shown on a terminal, not in a pipe)")
 
 
