@@ -46,7 +46,6 @@ class ConfigFile:
     defaults: dict[str, Any]
     profiles: dict[str, dict[str, Any]]
     default_profile: str | None
-    private: bool  # readable by its owner only
     warnings: list[str] = field(default_factory=list)
 
     def line_of(self, key: str, profile: str | None = None) -> int | None:
@@ -93,7 +92,7 @@ def read_config(path: Path | None = None) -> ConfigFile | None:
     private = not mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH)
     profiles_table = data.pop("profiles", {})
     default_profile = data.pop("profile", None)
-    config = ConfigFile(path, text, {}, {}, None, private)
+    config = ConfigFile(path, text, {}, {}, None)
     config.defaults = _checked(config, data, None)
     if default_profile is not None and not isinstance(default_profile, str):
         raise ConfigError(f"{config.where('profile')}: profile must be a string", 'write profile = "NAME"')
@@ -275,11 +274,6 @@ def _kill_group(pid: int) -> None:
 
     with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def redact_key(key: str) -> str:
-    """What `acs config show` prints for a key: never any of its characters, only its length."""
-    return f"set, {len(key)} characters"
 
 
 def config_rows(settings: ResolvedSettings) -> list[tuple[str, str, str]]:

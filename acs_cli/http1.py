@@ -90,9 +90,6 @@ class Head:
                 return value
         return None
 
-    def get_all(self, name: bytes) -> list[bytes]:
-        return [value for key, value in self.headers if key.lower() == name]
-
 
 class HeadParser:
     """Response bytes in, the final `Head` out; `rest` then holds the bytes after it (the body's).

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from acs_cli.errors import UsageError
 
+DEFAULT_MAX_TOKENS = 256  # a request's max_tokens when neither a flag nor a setting gives one
+
 
 @dataclass
 class RequestOptions:

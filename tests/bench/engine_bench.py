@@ -48,14 +48,16 @@ def vm_hwm_kib() -> int:
 
 
 async def run_engine(base: str, conc: int, rounds: int, frames: int, expected: str, reads: list[int]) -> tuple[int, int]:
+    from acs_cli.completion_state import CompletionState
     from acs_cli.engine import Engine
-    from acs_cli.sse import CompletionStream, SSEParser
+    from acs_cli.records import Delta
+    from acs_cli.sse import SSEParser
 
     class Collect:
-        __slots__ = ("parser", "parts", "stream")
+        __slots__ = ("parser", "parts", "state")
 
         def __init__(self) -> None:
-            self.parser, self.stream, self.parts = SSEParser(), CompletionStream(), []
+            self.parser, self.state, self.parts = SSEParser(), CompletionState(), []
 
         def on_head(self, head: object, now: float) -> None:
             pass
@@ -63,8 +65,8 @@ async def run_engine(base: str, conc: int, rounds: int, frames: int, expected: s
         def on_data(self, data: bytes, now: float) -> bool:
             events = self.parser.feed(data)
             if events:
-                self.parts += [text for _, text in self.stream.feed(events)]
-                return self.stream.done
+                self.parts += [r.text for r in self.state.feed(events) if type(r) is Delta]
+                return self.state.stopped
             return False
 
         def on_end(self, now: float) -> None:
