@@ -259,14 +259,7 @@ class Body(httpx.SyncByteStream):
             return
         try:
             decoder = codings.content_decoder(self._head) if self.decode else None
-            if decoder is None:
-                yield from self._payload()
-            else:
-                for block in self._payload():
-                    yield from decoder.decode(block)
-                tail = decoder.flush()
-                if tail:
-                    yield tail
+            yield from self._payload() if decoder is None else decoder.decoded(self._payload())
         except http1.MalformedResponse as exc:
             raise MalformedResponseError(str(exc), request=self._request) from None
         except http1.IncompleteBody as exc:
@@ -362,12 +355,7 @@ class _DecodedStream(httpx.SyncByteStream):
             yield from self._inner
             return
         try:
-            decoder = codings.ContentDecoder(self._head.content_codings)
-            for block in self._inner:
-                yield from decoder.decode(block)
-            tail = decoder.flush()
-            if tail:
-                yield tail
+            yield from codings.ContentDecoder(self._head.content_codings).decoded(self._inner)
         except http1.MalformedResponse as exc:
             raise MalformedResponseError(str(exc), request=self._request) from None
 
