@@ -56,8 +56,6 @@ def make_sink(
 ) -> Sink:
     """The sink for these options on this terminal (see the module docstring); `chat` for a chat
     stream, whose reasoning is shown as `reasoning` says (show, hide, only; None: the default)."""
-    # each sink's module is imported in its branch: a run loads only the sinks it prints with (the
-    # plain pipe path none of the terminal, JSON, logprobs or chat ones)
     if out.raw:
         from acs_cli.sinks.raw import RawSink
 
