@@ -18,9 +18,13 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from acs_cli import __version__
+
 if TYPE_CHECKING:
     from acs_cli.terminal import Terminal
 
+# acs's own modules are imported inside the functions that use them: `acs --version` answers
+# before any of them (or Typer) loads, and `acs --help` before the HTTP stack does.
 STDOUT_CLOSED = 141
 OUTPUT_FAILED = 12  # acs_cli.errors.ExitStatus.OUTPUT, without importing it for --version
 
@@ -43,8 +47,6 @@ def main(argv: list[str] | None = None, term: Terminal | None = None) -> int:
 
 def _version(term: Terminal | None) -> int:
     # answered before Typer is imported: the commonest probe of a CLI should cost nothing
-    from acs_cli import __version__
-
     text = f"acs {__version__}\n".encode()
     if term is not None:
         term.write_out(text)

@@ -230,7 +230,9 @@ def _read_bounded(response: httpx.Response, limit: int) -> bytes:
 
 
 def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:
-    """The message and fields of an error body in any shape servers send (WIRE.md §8.1)."""
+    """The message and fields of an error body in any shape servers send: `{"error": {...}}`
+    (vLLM 0.10.1 and later, OpenAI), a flat `{"object": "error", "message": ...}` (older vLLM),
+    `{"error": "Unauthorized"}` (vLLM's --api-key), or not JSON at all (an HTML page, text)."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply

@@ -1,14 +1,19 @@
-"""The command-line options several commands share, as Typer annotations (acs_cli.cli declares
-the commands with them). Each names its help panel (acs_cli.cli_help) and says its default in
-words; the help texts are the user's, so `acs … --help` reads the same in every command."""
+"""The command-line options several commands share, as Typer annotations (acs_cli.cli and the
+cli_* modules next to it declare the commands with them), and the helpers every declaration uses:
+the shared flags as typed options, and running a command module. Each option names its help panel
+(acs_cli.cli_help) and says its default in words; the help texts are the user's, so
+`acs … --help` reads the same in every command."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
 from acs_cli.cli_help import CONNECTION, OUTPUT, REQUEST
+from acs_cli.options import OutputOptions, RequestOptions
+from acs_cli.run import run
 
 BaseUrl = Annotated[
     Optional[str],
@@ -166,3 +171,48 @@ Reasoning = Annotated[
         help="Chat reasoning on stdout: show it, hide it, or only it; by default it is shown dimmed on a terminal and left out of a pipe.",
     ),
 ]
+
+
+def request_options(
+    max_tokens: int | None,
+    temperature: float | None,
+    top_p: float | None,
+    stop: list[str] | None,
+    seed: int | None,
+    n: int | None,
+    logprobs: int | None,
+    presence_penalty: float | None,
+    frequency_penalty: float | None,
+    param: list[str] | None,
+    no_usage: bool,
+    echo: bool = False,
+) -> RequestOptions:
+    """The request flags complete and chat share, as RequestOptions."""
+    return RequestOptions(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=stop or [],
+        seed=seed,
+        n=n,
+        logprobs=logprobs,
+        echo=echo,
+        presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty,
+        params=param or [],
+        usage=not no_usage,
+    )
+
+
+def output_options(
+    quiet: bool, choice: int | None, json_output: bool, jsonl_output: bool, stats: bool, logprobs_table: bool, raw: bool = False, include: bool = False
+) -> OutputOptions:
+    """The output flags, as OutputOptions."""
+    return OutputOptions(
+        quiet=quiet, choice=choice, json=json_output, jsonl=jsonl_output, stats=stats, logprobs_table=logprobs_table, raw=raw, include_headers=include
+    )
+
+
+def run_command(ctx: typer.Context, command: Callable[[Any], Any], usage: bool = False) -> None:
+    """Run a command module through the ladder with the Terminal the entry point chose."""
+    raise typer.Exit(run(command, ctx.obj, usage=ctx.get_usage() if usage else None))

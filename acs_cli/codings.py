@@ -5,6 +5,7 @@ one when the caller wants the text, and skip it for the bytes on the wire (--raw
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Iterator
 
 from acs_cli.http1 import Head, MalformedResponse
 
@@ -30,6 +31,14 @@ class ContentDecoder:
         for stage in self._stages:
             data = b"".join(stage.decode(data)) + stage.flush()
         return data
+
+    def decoded(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        """A whole body's blocks decoded as they come, then what `flush` holds."""
+        for block in blocks:
+            yield from self.decode(block)
+        tail = self.flush()
+        if tail:
+            yield tail
 
 
 class _Zlib:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from acs_cli.errors import ConfigError
-from acs_cli.secrets import mask_url
+from acs_cli.secrets import key_problem, mask_url, remember_secret
 from acs_cli.settings_table import (
     FILE_KEYS,
     SECRET,
@@ -46,7 +46,6 @@ class ConfigFile:
     defaults: dict[str, Any]
     profiles: dict[str, dict[str, Any]]
     default_profile: str | None
-    private: bool  # readable by its owner only
     warnings: list[str] = field(default_factory=list)
 
     def line_of(self, key: str, profile: str | None = None) -> int | None:
@@ -93,7 +92,7 @@ def read_config(path: Path | None = None) -> ConfigFile | None:
     private = not mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH)
     profiles_table = data.pop("profiles", {})
     default_profile = data.pop("profile", None)
-    config = ConfigFile(path, text, {}, {}, None, private)
+    config = ConfigFile(path, text, {}, {}, None)
     config.defaults = _checked(config, data, None)
     if default_profile is not None and not isinstance(default_profile, str):
         raise ConfigError(f"{config.where('profile')}: profile must be a string", 'write profile = "NAME"')
@@ -177,8 +176,6 @@ def select_profile(config: ConfigFile | None, requested: str | None) -> tuple[st
 def read_key(resolved_from: str, value: str, *, kind: str) -> tuple[str, list[str]]:
     """The key from api_key_file or api_key_command: bounded in size (and, for the command, in
     time), UTF-8, stripped, one line of printable ASCII; never shows the key or the output."""
-    from acs_cli.secrets import key_problem, remember_secret
-
     name = "api_key_file" if kind == "file" else "api_key_command"
     warnings: list[str] = []
     if kind == "file":
@@ -277,11 +274,6 @@ def _kill_group(pid: int) -> None:
 
     with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def redact_key(key: str) -> str:
-    """What `acs config show` prints for a key: never any of its characters, only its length."""
-    return f"set, {len(key)} characters"
 
 
 def config_rows(settings: ResolvedSettings) -> list[tuple[str, str, str]]:

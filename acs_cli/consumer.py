@@ -30,7 +30,7 @@ class CompletionConsumer:
     `first_text` is the first of them.
     """
 
-    __slots__ = ("state", "sink", "parser", "frame_times", "first_text", "status", "_document", "_kind", "keep_times")
+    __slots__ = ("state", "sink", "parser", "frame_times", "first_text", "status", "_document", "keep_times")
 
     def __init__(self, state: CompletionState | None = None, sink: Sink | None = None, keep_times: bool = True) -> None:
         self.state = state if state is not None else CompletionState()
@@ -40,15 +40,13 @@ class CompletionConsumer:
         self.frame_times: list[float] = []
         self.first_text: float | None = None
         self.status: int | None = None
-        self._kind = "sse"  # or "json" for a whole JSON answer, collected until the end
-        self._document: bytearray | None = None
+        self._document: bytearray | None = None  # a whole JSON answer (not a stream), collected until the end
 
     def on_head(self, head: Any, now: float) -> None:
         self.status = head.status
         value = head.get(b"content-type")
         media = media_type(value.decode("latin-1")) if value else ""
         if media and media != "text/event-stream" and sniff_body(media, b"") == "json":
-            self._kind = "json"
             self._document = bytearray()
 
     def on_data(self, data: bytes, now: float) -> bool:

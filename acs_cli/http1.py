@@ -90,14 +90,11 @@ class Head:
                 return value
         return None
 
-    def get_all(self, name: bytes) -> list[bytes]:
-        return [value for key, value in self.headers if key.lower() == name]
-
 
 class HeadParser:
     """Response bytes in, the final `Head` out; `rest` then holds the bytes after it (the body's).
 
-    The head ends at the first empty line whatever mix of CRLF and bare LF it uses (RFC 9112 §2.2
+    The head ends at the first empty line whatever mix of CRLF and bare LF it uses (RFC 9112 section 2.2
     lets a recipient take LF alone as a line end), so a bare-LF head followed by a CRLF body is not
     read into the body. Interim 1xx answers are skipped (at most MAX_INTERIM); 101 is refused,
     since acs never asks to switch protocols.
@@ -160,7 +157,7 @@ def parse_head(block: bytes, method: str = "GET") -> Head | None:
 
 def _header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     """Header lines into (name, value) pairs; obs-fold continuation lines are joined with a space,
-    as RFC 9112 §5.2 tells a user agent (and h11) to do."""
+    as RFC 9112 section 5.2 tells a user agent (and h11) to do."""
     unfolded: list[bytes] = []
     for line in lines:
         fold = _OBS_FOLD.match(line)
@@ -180,7 +177,7 @@ def _header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
 
 
 def _frame(head: Head, method: str) -> None:
-    """How the body is delimited and whether the connection can be reused (RFC 9112 §6.3, h11's
+    """How the body is delimited and whether the connection can be reused (RFC 9112 section 6.3, h11's
     rules: Content-Length digits only and consistent; Transfer-Encoding exactly `chunked`, which
     wins over a Content-Length, though such a connection is not reused)."""
     lengths: set[bytes] = set()
@@ -305,8 +302,9 @@ class ChunkedDecoder(BodyDecoder):
                 "peer closed connection without sending complete message body (incomplete chunked read)"
             )
 
-    # One state machine over the read, kept in one function: splitting it costs a call per chunk
-    # on the hot path (vLLM sends one chunk per token).
+    # A state machine over the read: its per-chunk states (size line, data, CRLF) stay in this one
+    # function, as splitting them costs a call per chunk on the hot path (vLLM sends one chunk per
+    # token); the trailers, read once per body, are a method of their own.
     def feed(self, data: bytes) -> bytes:
         if self.done:
             self.leftover += data
@@ -353,27 +351,34 @@ class ChunkedDecoder(BodyDecoder):
                     raise MalformedResponse(f"chunk data not followed by CRLF: {bytes(buf[pos : pos + 8])!r}")
                 state = _SIZE
             else:
-                nl = buf.find(b"\n", pos)
-                if nl < 0:
-                    if self._trailers + n - pos > MAX_TRAILERS:
-                        raise MalformedResponse(f"chunk trailers exceed {MAX_TRAILERS // 1024} KiB")
-                    break
-                line = buf[pos : nl - 1] if nl > pos and buf[nl - 1] == 13 else buf[pos:nl]
-                self._trailers += nl + 1 - pos
-                pos = nl + 1
-                if not line:
-                    self.done, self.leftover = True, buf[pos:]
-                    pos = n
-                    break
-                if self._trailers > MAX_TRAILERS:
-                    raise MalformedResponse(f"chunk trailers exceed {MAX_TRAILERS // 1024} KiB")
-                if not _HEADER_LINE.fullmatch(line):
-                    raise MalformedResponse(f"malformed chunk trailer {bytes(line[:80])!r}")
+                after = self._trailer_line(buf, pos)
+                if after == pos:
+                    break  # the line's end is in the next read
+                pos = after
         self._buf = buf[pos:] if pos < n else b""
         self._state, self._remaining = state, remaining
         if not out:
             return b""
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def _trailer_line(self, buf: bytes, pos: int) -> int:
+        """One trailer line at `pos` (the empty one ends the body): the position after it, or `pos`
+        when its end is not in this read yet."""
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if self._trailers + len(buf) - pos > MAX_TRAILERS:
+                raise MalformedResponse(f"chunk trailers exceed {MAX_TRAILERS // 1024} KiB")
+            return pos
+        line = buf[pos : nl - 1] if nl > pos and buf[nl - 1] == 13 else buf[pos:nl]
+        self._trailers += nl + 1 - pos
+        if not line:
+            self.done, self.leftover = True, buf[nl + 1 :]
+            return len(buf)
+        if self._trailers > MAX_TRAILERS:
+            raise MalformedResponse(f"chunk trailers exceed {MAX_TRAILERS // 1024} KiB")
+        if not _HEADER_LINE.fullmatch(line):
+            raise MalformedResponse(f"malformed chunk trailer {bytes(line[:80])!r}")
+        return nl + 1
 
 
 def _chunk_size(line: bytes) -> int:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from acs_cli.errors import UsageError
+
+DEFAULT_MAX_TOKENS = 256  # a request's max_tokens when neither a flag nor a setting gives one
+
 
 @dataclass
 class RequestOptions:
@@ -71,8 +75,6 @@ REASONING_MODES = ("show", "hide", "only")
 def check_reasoning(value: str | None) -> None:
     """--reasoning takes show, hide or only (None: the default, shown on a terminal only)."""
     if value is not None and value not in REASONING_MODES:
-        from acs_cli.errors import UsageError
-
         raise UsageError(f"--reasoning {value!r} is not one of show, hide, only", "--reasoning show|hide|only (default: shown on a terminal, not in a pipe)")
 
 

@@ -8,13 +8,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.errors import UsageError
+from acs_cli.options import DEFAULT_MAX_TOKENS
 from acs_cli.text import shorten
 
 if TYPE_CHECKING:
     from acs_cli.options import RequestOptions
     from acs_cli.terminal import Terminal
-
-DEFAULT_MAX_TOKENS = 256
 
 
 def decode_escapes(text: str) -> str:

@@ -62,9 +62,16 @@ def remember_secret(value: str) -> None:
     """From now on, `redact` hides this value (and its stripped form) in every text."""
     global _PATTERN
     for variant in (value, value.strip()):
-        if variant and variant not in _SECRETS:
+        if variant.strip() and variant not in _SECRETS:  # blanks alone would hide every space
             _SECRETS.add(variant)
             _PATTERN = None
+
+
+def forget_secrets() -> None:
+    """Forget every remembered value (a new run in the same process, as tests do)."""
+    global _PATTERN
+    _SECRETS.clear()
+    _PATTERN = None
 
 
 def url_credentials(url: str) -> tuple[str, str | None] | None:

@@ -38,22 +38,9 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple
 
-from acs_cli.config import (
-    ConfigFile,
-    config_path,
-    config_rows,
-    read_config,
-    read_key,
-    select_profile,
-)
+from acs_cli.config import ConfigFile, config_path, config_rows, read_config, read_key, select_profile
 from acs_cli.errors import ConfigError
-from acs_cli.secrets import (
-    Secret,
-    mask_url,
-    remember_secret,
-    remember_url,
-    url_credentials,
-)
+from acs_cli.secrets import Secret, mask_url, remember_secret, remember_url, url_credentials
 from acs_cli.settings_table import (
     BY_NAME,
     DEFAULT_API_BASE,

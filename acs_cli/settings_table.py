@@ -14,7 +14,7 @@ aliases. A kind has
 
 `build_model` turns the table into the pydantic-settings model with the same rules;
 `ResolvedSettings` is what a resolution gives. This module imports nothing of acs but
-secrets.py: config.py and settings.py both read the table.
+secrets.py and the default max_tokens of options.py: config.py and settings.py both read the table.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from acs_cli.options import DEFAULT_MAX_TOKENS
 from acs_cli.secrets import Secret, key_problem
 
 NOT_PLAIN = object()
@@ -240,7 +241,6 @@ TABLE_KIND = Kind("table", dict[str, Any], _plain_table, after=json_values, env_
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 DEFAULT_API_BASE = DEFAULT_BASE_URL  # the old name
-DEFAULT_MAX_TOKENS = 256
 DEFAULT_TIMEOUT = 600.0
 MAX_TIMEOUT = 1_000_000.0  # 11.5 days: below what poll()/select() accept as a wait (24.8 days in ms)
 

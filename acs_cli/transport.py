@@ -31,7 +31,6 @@ from acs_cli import codings, http1, netrules
 RECV_SIZE = 256 * 1024
 MAX_IDLE_PER_ORIGIN = 4
 SEND_SLICE = 64 * 1024  # a larger request body is sent in slices, watching for an early answer
-MAX_HEAD = http1.MAX_HEAD
 
 Origin = tuple[str, str, int]
 
@@ -128,9 +127,7 @@ class FastTransport(httpx.BaseTransport):
 
     # ------------------------------------------------------------------ one exchange
 
-    def _exchange(
-        self, sock: socket.socket, origin: Origin, request: httpx.Request, payload: bytes, reused: bool
-    ) -> httpx.Response:
+    def _exchange(self, sock: socket.socket, origin: Origin, request: httpx.Request, payload: bytes, reused: bool) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
         try:
             complete = _send(sock, request, payload, timeouts.get("write"))
@@ -201,11 +198,7 @@ def _send(sock: socket.socket, request: httpx.Request, payload: bytes, timeout: 
 
 
 def _read_head(
-    sock: socket.socket,
-    request: httpx.Request,
-    timeout: float | None,
-    send_error: httpx.WriteError | None,
-    reused: bool,
+    sock: socket.socket, request: httpx.Request, timeout: float | None, send_error: httpx.WriteError | None, reused: bool
 ) -> tuple[http1.Head, bytes]:
     """The final head and the bytes after it. The whole wait is bounded by the read timeout, not
     each read: a head trickled byte by byte or endless 100 Continue answers cannot stretch it."""
@@ -245,13 +238,7 @@ class Body(httpx.SyncByteStream):
     bytes, for --raw). Each socket read yields at most one block."""
 
     def __init__(
-        self,
-        sock: socket.socket,
-        request: httpx.Request,
-        head: http1.Head,
-        rest: bytes,
-        timeout: float | None,
-        release: Callable[[socket.socket], None] | None,
+        self, sock: socket.socket, request: httpx.Request, head: http1.Head, rest: bytes, timeout: float | None, release: Callable[[socket.socket], None] | None
     ) -> None:
         self._sock: socket.socket | None = sock
         self._request = request
@@ -267,14 +254,7 @@ class Body(httpx.SyncByteStream):
             return
         try:
             decoder = codings.content_decoder(self._head) if self.decode else None
-            if decoder is None:
-                yield from self._payload()
-            else:
-                for block in self._payload():
-                    yield from decoder.decode(block)
-                tail = decoder.flush()
-                if tail:
-                    yield tail
+            yield from self._payload() if decoder is None else decoder.decoded(self._payload())
         except http1.MalformedResponse as exc:
             raise MalformedResponseError(str(exc), request=self._request) from None
         except http1.IncompleteBody as exc:
@@ -370,12 +350,7 @@ class _DecodedStream(httpx.SyncByteStream):
             yield from self._inner
             return
         try:
-            decoder = codings.ContentDecoder(self._head.content_codings)
-            for block in self._inner:
-                yield from decoder.decode(block)
-            tail = decoder.flush()
-            if tail:
-                yield tail
+            yield from codings.ContentDecoder(self._head.content_codings).decoded(self._inner)
         except http1.MalformedResponse as exc:
             raise MalformedResponseError(str(exc), request=self._request) from None
 

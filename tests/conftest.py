@@ -10,6 +10,15 @@ from tests.scenarios import load_scenarios
 from tests.sse_server import ScriptedServer
 
 
+@pytest.fixture(autouse=True)
+def fresh_secrets() -> Iterator[None]:
+    """Each test starts with no remembered secrets, as a new process would."""
+    from acs_cli.secrets import forget_secrets
+
+    forget_secrets()
+    yield
+
+
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     """A started ScriptedServer on 127.0.0.1 (random port); closed after the test."""

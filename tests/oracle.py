@@ -1,4 +1,13 @@
-"""A test oracle: WIRE.md §12's reference client algorithm, applied to a whole captured response.
+"""A test oracle: the reference client algorithm, applied to a whole captured response.
+
+The algorithm: a status outside 2xx is an HTTP error whose message is the body's `error.message`
+(or `error` itself when it is a string, or the flat body's `message`, else the body's text); a 2xx
+body that is not an event stream is one whole completion when it is JSON with `choices`, else a
+protocol error. In an event stream, `[DONE]` ends it; a frame with a non-empty `error` (or a flat
+`"object": "error"`, or an `event: error`) is a stream error; JSON that does not parse is a
+protocol error; usage is the last non-null `usage`; text goes to its choice by `index`, and a
+choice's frames after its `finish_reason` are ignored. Without `[DONE]` the stream is cut unless
+every choice seen has finished.
 
 It is deliberately simple (whole body at once, no I/O) so that it is easy to check by eye; the
 real client parses incrementally. Given status, headers, body bytes and whether the connection

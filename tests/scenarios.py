@@ -2,10 +2,14 @@
 
 The file is a JSON list; one object per scenario:
 
-  id               "S01".."S54" (copied from WIRE.md §13) or "Xnn" (written from the spec text:
-                   X04..X53 fill the numbers WIRE.md holds back, X55.. are extra cases)
+  id               "S01".."S54": the cases of a conformance suite written against what vLLM,
+                   api.openai.com and proxies send, numbered by subject (content and semantics
+                   S01-S19, HTTP and in-band errors S20-S32, event-stream framing and transport
+                   S33-S54), or "Xnn": written here from the rules (X04..X53 fill the numbers
+                   that suite keeps back, X55.. are extra cases)
   name, title      the scenario's short name and one-line description
-  origin           "wire" (bytes and Expect copied from WIRE.md) or "derived" (written from §3-§12)
+  origin           "wire" (bytes and Expect copied from that suite) or "derived" (written from
+                   the framing, chunk, error and client rules)
   status, reason   HTTP status code and reason phrase
   headers          [[name, value], ...] exactly as sent, WITHOUT transfer-encoding/content-length
                    (the server derives those from "end")
@@ -14,12 +18,13 @@ The file is a JSON list; one object per scenario:
                    "base64" (each entry is base64 of the bytes) or "gzip+base64" (each entry is
                    base64 of the gzip-compressed bytes; used for the 1 MB scenario S54)
   one_byte_chunks  true: send every byte of every segment as its own chunk (S36)
-  end              "chunked" (chunked body and its 0\\r\\n\\r\\n terminator; WIRE.md then closes,
-                   tests/sse_server.py keeps the connection open for reuse, which a client
+  end              "chunked" (chunked body and its 0\\r\\n\\r\\n terminator; that suite's server then
+                   closes, tests/sse_server.py keeps the connection open for reuse, which a client
                    cannot tell apart), "length" (content-length framing), "abort" (socket closed
                    without the chunked terminator)
   expect           the Expect prose (verbatim for "wire" scenarios)
-  outcome          what a correct client ends with (WIRE.md §12 is the law):
+  outcome          what a correct client ends with, by the reference client algorithm
+                   (written down and implemented in tests/oracle.py):
       kind         "ok" | "incomplete" | "stream_error" | "http_error" | "protocol_error"
       texts        {"<index>": text delivered for that choice} (partial text for failures)
       finish       {"<index>": finish_reason or null}

@@ -34,7 +34,8 @@ END_MODES = ("chunked", "length", "abort", "hang", "close")
 
 DONE = b"data: [DONE]\n\n"
 
-# Identity used by vllm_frame(): the vLLM v0.11.1..pre-PR#40537 shape quoted in WIRE.md §4.2.
+# Identity used by vllm_frame(): a frame of vLLM v0.11.1 up to PR #40537 (key order id, object,
+# created, model, choices, usage; compact JSON; `"usage":null` on every token frame).
 VLLM_ID = "cmpl-ae7c4833c82a33d6"
 VLLM_CREATED = 1767225600
 VLLM_MODEL = "meta-llama/Llama-3.1-8B"
@@ -55,7 +56,8 @@ def vllm_frame(
     model: str = VLLM_MODEL,
     id: str = VLLM_ID,
 ) -> bytes:
-    """One vLLM token frame, byte-identical to the v0.11.1+ shape in WIRE.md (ends in ``\\n\\n``)."""
+    """One vLLM token frame, byte-identical to what vLLM v0.11.1+ sends (ends in ``\\n\\n``): a choice's
+    keys are index, text, logprobs, finish_reason, stop_reason, prompt_token_ids, token_ids."""
     choice = {
         "index": index,
         "text": text,

@@ -11,37 +11,14 @@ marked `slow` and runs in CI like every other test.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-import sys
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from acs_cli.bench.metrics import percentile
 from tests.helpers import run_acs
-
-HERE = Path(__file__).resolve().parent
-
-
-@contextlib.contextmanager
-def timed_server(*args: str) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(HERE / "timed_server.py"), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(10)
-
-
-def server_log(origin: str) -> dict:
-    with urllib.request.urlopen(origin + "/log", timeout=30) as r:
-        return json.loads(r.read())
+from tests.timed_server import fetch_log, running
 
 
 def errors_ms(records: list[dict], log: dict) -> tuple[list[float], list[float]]:
@@ -67,12 +44,12 @@ def measure(tmp_path: Path, concurrency: int, requests: int, gap_ms: int) -> tup
     """One run: the p99 |error| of TTFT and of ITL in ms (the distributions printed), and how late
     the server itself wrote at p99 (ms): the machine's noise at that moment."""
     lines = tmp_path / "r.jsonl"
-    with timed_server("--gap", str(gap_ms), "--frames", "8") as origin:
+    with running("--gap", str(gap_ms), "--frames", "8") as origin:
         r = run_acs(["bench", "-c", str(concurrency), "-n", str(requests), "--save-requests", str(lines), "--output-tokens", "8",
                      "--warmup", str(concurrency)],
                     env={"ACS_API_BASE": origin + "/v1", "ACS_MODEL": "timed"}, timeout=120)
         assert r.returncode == 0, r.stderr
-        log = server_log(origin)
+        log = fetch_log(origin)
     records = [json.loads(line) for line in lines.read_text().splitlines()]
     assert len(records) == requests and all(rec["error_kind"] is None for rec in records)
     ttft, itl = errors_ms(records, log)
@@ -109,11 +86,11 @@ def test_ttft_and_itl_match_the_servers_write_times(tmp_path: Path, concurrency:
 
 def open_loop(tmp_path: Path) -> tuple[dict, float]:
     out = tmp_path / "r.json"
-    with timed_server("--gap", "5", "--frames", "4", "--first", "2") as origin:
+    with running("--gap", "5", "--frames", "4", "--first", "2") as origin:
         r = run_acs(["bench", "--rate", "50", "--arrival", "constant", "--duration", "20", "--json", str(out)],
                     env={"ACS_API_BASE": origin + "/v1", "ACS_MODEL": "timed"}, timeout=120)
         assert r.returncode == 0, r.stderr
-        log = server_log(origin)
+        log = fetch_log(origin)
     data = json.loads(out.read_text())
     late = percentile(sorted((w - d) * 1000 for t in log.values() for w, d in zip(t["writes"], t["due"])), 99)
     print(f"\nopen loop: {data['completed']} requests, send rate {data['achieved_send_rate']:.3f}/s, "

@@ -2,7 +2,8 @@
 runs as a subprocess with stdout piped.
 
 What is checked comes from README.md (pipe output, exit statuses, the usage line, error lines) and
-from each scenario's structured `outcome` (tests/fixtures/wire_scenarios.json, WIRE.md §12):
+from each scenario's structured `outcome` (tests/fixtures/wire_scenarios.json; the reference
+client algorithm that decides it is written down in tests/oracle.py):
 
 * `acs complete` (live): stdout bytes, exit status, stderr (usage line / error + hint lines,
   the server's message), never a traceback, and the request acs sent;

@@ -194,3 +194,10 @@ def test_text_without_secrets_or_urls_is_unchanged(text: str) -> None:
     with fresh_secrets():
         if "://" not in text:
             assert redact(text) == text
+
+
+def test_a_blank_key_hides_nothing() -> None:
+    """A key of blanks is no secret worth hiding: remembering it would hide every space."""
+    remember_secret("   ")
+    remember_secret(" ")
+    assert redact("a b  c") == "a b  c"

@@ -1,8 +1,11 @@
 """Unit tests of acs_cli.sse, pure and without I/O.
 
-`SSEParser` against the WHATWG event-stream interpretation rules (WIRE.md §10.1, README "What acs
-does with unusual streams"), one rule at a time; `CompletionStream` against the reference client
-algorithm of WIRE.md §12 (routing by index, duplicates, usage, [DONE], error frames, verdicts).
+`SSEParser` against the WHATWG event-stream interpretation rules (README "What acs does with
+unusual streams"), one rule at a time: UTF-8 with replacement and one leading BOM stripped; lines
+end at CRLF, LF or CR (a CRLF may be split across reads) and nothing else; a `:` line is a
+comment; a field's value loses one leading space; a blank line dispatches only when data was set;
+an unterminated event at the end is dropped. `StreamView` against the reference client
+algorithm (tests/oracle.py: routing by index, duplicates, usage, [DONE], error frames, verdicts).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import pytest
 
 from acs_cli.errors import IncompleteStream, ProtocolError, StreamError
 from acs_cli.sse import SSEParser
-from tests.stream_view import StreamView as CompletionStream
+from tests.stream_view import StreamView
 
 BOM = b"\xef\xbb\xbf"
 
@@ -319,7 +322,7 @@ def test_every_byte_on_its_own_gives_the_same_events() -> None:
     assert parse(*[body[i : i + 1] for i in range(len(body))]) == whole
 
 
-# ============================================================================ CompletionStream
+# ============================================================================ StreamView
 
 CHUNK_ID = "cmpl-1"
 
@@ -362,16 +365,16 @@ def ev(obj: Any, event: str = "message") -> tuple[str, str]:
 DONE = ("message", "[DONE]")
 
 
-def feed_all(*events: tuple[str, str], keep_text: bool = True) -> tuple[CompletionStream, list[tuple[int, str]]]:
-    stream = CompletionStream(keep_text=keep_text)
+def feed_all(*events: tuple[str, str], keep_text: bool = True) -> tuple[StreamView, list[tuple[int, str]]]:
+    stream = StreamView(keep_text=keep_text)
     return stream, stream.feed(list(events))
 
 
-def texts(stream: CompletionStream) -> dict[int, str]:
+def texts(stream: StreamView) -> dict[int, str]:
     return {i: c.text for i, c in stream.choices.items()}
 
 
-def finishes(stream: CompletionStream) -> dict[int, str | None]:
+def finishes(stream: StreamView) -> dict[int, str | None]:
     return {i: c.finish_reason for i, c in stream.choices.items()}
 
 
@@ -597,7 +600,7 @@ def test_done_ends_the_stream(done: str) -> None:
 
 
 def test_everything_after_done_is_ignored_in_later_feeds_too() -> None:
-    stream = CompletionStream(keep_text=True)
+    stream = StreamView(keep_text=True)
     stream.feed([ev(chunk(0, " It")), DONE])
     assert stream.feed([ev(chunk(0, " extra", "stop"))]) == []
     assert stream.feed([ev({"error": {"message": "late"}})]) == []
@@ -759,7 +762,7 @@ def test_verdict_no_done_no_finish_is_incomplete() -> None:
 
 
 def test_verdict_nothing_at_all_is_incomplete() -> None:
-    stream = CompletionStream()
+    stream = StreamView()
     assert isinstance(stream.end_of_stream(), IncompleteStream)
     stream.feed([("message", "null"), ("ping", "x")])
     assert isinstance(stream.end_of_stream(), IncompleteStream)
@@ -819,7 +822,7 @@ def test_json_document_is_one_complete_response() -> None:
         "choices": [{"index": 0, "text": " It was", "logprobs": None, "finish_reason": "length", "stop_reason": None}],
         "usage": {"prompt_tokens": 5, "total_tokens": 7, "completion_tokens": 2},
     }
-    stream = CompletionStream(keep_text=True)
+    stream = StreamView(keep_text=True)
     assert stream.feed_document(doc) == [(0, " It was")]
     assert stream.done
     assert finishes(stream) == {0: "length"}
@@ -829,7 +832,7 @@ def test_json_document_is_one_complete_response() -> None:
 
 @pytest.mark.parametrize("doc", [[1, 2], "text", 3, {"foo": "bar"}])
 def test_json_document_that_is_not_a_completion_is_a_protocol_error(doc: Any) -> None:
-    stream = CompletionStream()
+    stream = StreamView()
     stream.feed_document(doc)
     assert isinstance(stream.end_of_stream(), ProtocolError)
 
@@ -847,7 +850,7 @@ def test_sse_to_deltas_end_to_end() -> None:
         b"data: " + json.dumps(chunk(0, " extra")).encode() + b"\r\n\r\n"
     )
     parser = SSEParser()
-    stream = CompletionStream(keep_text=True)
+    stream = StreamView(keep_text=True)
     deltas = stream.feed(parser.feed(body))
     parser.close()
     assert deltas == [(0, " It")]

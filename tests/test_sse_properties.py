@@ -4,7 +4,7 @@ For every event-stream scenario of the fixture, and for generated vLLM-shaped st
 texts with non-ASCII, emoji, U+2028, CR, quotes and backslashes; random n and interleaving;
 optional BOM, comments and other lines that dispatch nothing, `event: message`, `data:` without space, CRLF or CR framing), the body is
 split at random points (1-byte pieces, cuts inside CRLF and inside multi-byte characters
-included) and fed to `SSEParser` + `CompletionStream`. The events, the deltas and the final state
+included) and fed to `SSEParser` + `StreamView`. The events, the deltas and the final state
 must equal those of feeding it whole, the events must equal the reference WHATWG parser in
 tests/oracle.py, and the per-index concatenated deltas must equal the expected texts.
 """
@@ -23,7 +23,7 @@ from acs_cli.errors import IncompleteStream, ProtocolError, StreamError
 from acs_cli.sse import SSEParser
 from tests.oracle import expected_outcome, sse_events
 from tests.scenarios import load_scenarios, scenario_body
-from tests.stream_view import StreamView as CompletionStream
+from tests.stream_view import StreamView
 
 PROPS = settings(
     max_examples=150,
@@ -58,7 +58,7 @@ def _describe(exc: Exception | None) -> Any:
 def run(pieces: list[bytes], *, cut: bool = False, expected: int = 1) -> dict[str, Any]:
     """Feed the pieces one by one; everything observable, for comparison."""
     parser = SSEParser()
-    stream = CompletionStream(keep_text=True)
+    stream = StreamView(keep_text=True)
     events: list[tuple[str, str]] = []
     deltas: list[tuple[int, str]] = []
     for piece in pieces:

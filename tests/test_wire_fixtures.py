@@ -1,4 +1,5 @@
-"""The wire scenarios fixture is well formed, is served byte-exactly, and its outcomes follow §12."""
+"""The wire scenarios fixture is well formed, is served byte-exactly, and its outcomes follow the
+reference client algorithm (tests/oracle.py)."""
 
 from __future__ import annotations
 

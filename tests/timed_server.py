@@ -18,6 +18,7 @@ received its last bytes (SO_TIMESTAMPNS), so the server's own delay in reading i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import os
@@ -26,9 +27,13 @@ import resource
 import select
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from time import perf_counter
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -166,6 +171,25 @@ class TimedServer:
         self.log[rid]["due"].append(due)
         if not last:
             self.schedule(self.log[rid]["writes"][-1] + self.gap, fd, rid, step + 1, total)
+
+
+@contextlib.contextmanager
+def running(*args: str) -> Iterator[str]:
+    """This server in a process of its own, with these flags: its origin, until the block ends."""
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
+
+
+def fetch_log(origin: str, timeout: float = 30) -> dict:
+    """GET /log: when each request since the last call arrived and its frames were written."""
+    with urllib.request.urlopen(origin + "/log", timeout=timeout) as r:
+        return json.loads(r.read())
 
 
 def main() -> None:

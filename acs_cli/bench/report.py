@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from acs_cli.bench.metrics import Sample
-from acs_cli.errors import UsageError
+from acs_cli.errors import AcsError, UsageError
 
 ROWS = (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("e2el", "E2E latency"), ("queue", "queue (sent - scheduled)"),
         ("dispatch_lag", "dispatch lag"), ("sched_ttft", "TTFT from scheduled"), ("sched_e2el", "E2EL from scheduled"))
@@ -89,8 +89,6 @@ def write_text(path: str, text: str) -> None:
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        from acs_cli.errors import AcsError
-
         raise AcsError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable path") from None
 
 

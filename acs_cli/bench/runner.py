@@ -29,6 +29,7 @@ from acs_cli.bench.schedule import Level, Stop, arrivals, split
 from acs_cli.bench.workload import Workload
 from acs_cli.completion_state import CompletionState
 from acs_cli.consumer import CompletionConsumer
+from acs_cli.errors import AcsError
 
 LAG_PERIOD = 0.01  # the event-loop lag probe sleeps this long and notes how late it woke
 LAG_KEPT = 20_000  # lag samples kept (a reservoir beyond that)
@@ -116,7 +117,7 @@ class Worker:
         self.lag: list[float] = []
 
     async def run(self) -> WorkerResult:
-        from acs_cli.engine import Engine
+        from acs_cli.engine import Engine  # the engine (and httpx) loads in a worker, not for `acs bench compare`
 
         plan = self.plan
         raise_open_files()
@@ -332,7 +333,6 @@ class Worker:
 
 def _client_failure(exc: Exception, scheduled: float) -> Any:
     from acs_cli.engine import RequestRecord
-    from acs_cli.errors import AcsError
 
     error = AcsError(f"inside acs: {type(exc).__name__}: {exc}", "this is a bug in acs; please report it")
     error.kind = "client"

@@ -5,12 +5,14 @@ can gate on (`--slo-goodput`)."""
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from acs_cli import __version__
 from acs_cli.bench import report
+from acs_cli.bench.html import page
 from acs_cli.bench.live import Display
 from acs_cli.bench.metrics import SLO_METRICS, Sample, percentile, short_outputs, summarize
 from acs_cli.bench.options import BenchOptions
@@ -19,9 +21,12 @@ from acs_cli.bench.schedule import ARRIVALS, SWEEP_LIMIT, Level, Stop, levels, s
 from acs_cli.bench.workers import Interrupted, run_plans
 from acs_cli.bench.workload import Workload, parse_length, read_prompts, token_ids, tokenize_body
 from acs_cli.errors import AcsError, ExitStatus, UsageError
+from acs_cli.options import RequestOptions
+from acs_cli.request import build_body, parse_params
+from acs_cli.secrets import mask_url
+from acs_cli.settings import ResolvedSettings, load_settings
 
 if TYPE_CHECKING:
-    from acs_cli.settings import ResolvedSettings
     from acs_cli.terminal import Terminal
 
 DEFAULT_REQUESTS = 100
@@ -91,16 +96,11 @@ def bench(opts: BenchOptions, term: Terminal) -> int:
     wanted, stop, slos = check(opts)
     lengths = parse_length(opts.input_tokens, "--input-tokens"), parse_length(opts.output_tokens, "--output-tokens")
     prompts = read_prompts(opts.prompts) if opts.prompts else []
-    from acs_cli.request import build_body, parse_params
-    from acs_cli.settings import load_settings
-
     parse_params(opts.params)
     settings = load_settings(**opts.connection.settings_flags())
     for warning in settings.warnings:
         term.message(warning, "warn")
     model, pool = preflight(settings, term, opts, lengths[0] is not None and not prompts)
-    from acs_cli.options import RequestOptions
-
     body = build_body(model, "", RequestOptions(params=opts.params), settings)
     body.pop("prompt")
     workload = Workload(body, seed=opts.seed, input_length=lengths[0], output_length=lengths[1], token_pool=pool, prompts=prompts)
@@ -115,7 +115,7 @@ def bench(opts: BenchOptions, term: Terminal) -> int:
 def preflight(settings: ResolvedSettings, term: Terminal, opts: BenchOptions, synthetic: bool) -> tuple[str, list[int]]:
     """The model (the server's only one when none is given) and, for synthetic prompts, the token
     ids of one long text from the server's /tokenize (none: lengths are estimated)."""
-    from acs_cli.api import Api
+    from acs_cli.api import Api  # httpx loads for a run, not for `acs bench compare`
 
     with Api(settings, retries=opts.connection.retries, warn=lambda text: term.message(text, "warn")) as api:
         model = settings.model or api.pick_model()
@@ -186,8 +186,6 @@ def run_level(run: Run, level: Level) -> dict[str, Any]:
 
 def describe(run: Run, level: Level, stop: Stop, results: list[WorkerResult], samples: list[Sample]) -> dict[str, Any]:
     """The level's context (vLLM's keys where it has them) and the client's health."""
-    from acs_cli.secrets import mask_url
-
     lag = sorted(x for r in results for x in r.loop_lag)
     cpu = max((100 * r.cpu / r.wall for r in results if r.wall > 0), default=0.0)
     client = {"workers": len(results), "cpu_percent": cpu, "loop_lag_p99_ms": percentile(lag, 99) * 1000 if lag else 0.0,
@@ -227,14 +225,10 @@ def finish(run: Run, saturation: int | None) -> int:
     if len(summaries) > 1:
         run.term.write_out(report.curve_table(summaries, saturation).encode())
     if opts.json_path:
-        import json
-
         report.write_text(opts.json_path, json.dumps(report.results_json(summaries, saturation), indent=1, ensure_ascii=False) + "\n")
     if opts.requests_path:
         report.write_text(opts.requests_path, "".join(report.request_lines(s, m["level"]) for s, m in zip(run.samples, summaries, strict=True)))
     if opts.report_path:
-        from acs_cli.bench.html import page
-
         report.write_text(opts.report_path, page(summaries, run.samples, saturation))
     if run.signal is not None:
         return 128 + run.signal

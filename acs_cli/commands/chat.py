@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def chat(opts: ChatOptions, term: Terminal) -> Outcome | int:
     check_reasoning(opts.reasoning)
     if is_interactive(opts, term):
-        from acs_cli.commands.chat_session import converse
+        from acs_cli.commands.chat_session import converse  # the conversation's modules, only for one
 
         return converse(opts, term)
     req = opts.request

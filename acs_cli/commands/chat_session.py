@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from acs_cli.api import Api
 from acs_cli.chat_request import CHAT_PATH, build_chat_body, read_messages, read_tools, system_text, with_system
 from acs_cli.chat_state import ChatState
 from acs_cli.commands.complete import check_request, resolve_settings, stream_answer
@@ -28,10 +29,10 @@ from acs_cli.output import make_sink
 from acs_cli.request import choices_in
 from acs_cli.run import drive, report
 from acs_cli.sinks.chat_json import ChatCollector, conversation_message
+from acs_cli.sinks.terminal import retry_notice
 from acs_cli.text import make_visible, shorten
 
 if TYPE_CHECKING:
-    from acs_cli.api import Api
     from acs_cli.options import ChatOptions
     from acs_cli.outcome import Outcome
     from acs_cli.records import Record
@@ -59,9 +60,6 @@ def converse(opts: ChatOptions, term: Terminal) -> int:
     messages = with_system(messages, system_text(opts, term))
     tools = read_tools(opts.tools, term) if opts.tools is not None else None
     settings = resolve_settings(opts.connection, term)
-    from acs_cli.api import Api
-    from acs_cli.sinks.terminal import retry_notice
-
     with Api(settings, retries=opts.connection.retries, warn=lambda text: term.message(text, "warn"), on_retry=retry_notice(term)) as api:
         settings = replace(settings, model=settings.model or api.pick_model())  # once, not per turn
         session = Session(opts, term, api, settings, messages, tools)

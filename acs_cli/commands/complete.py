@@ -5,20 +5,24 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from acs_cli.body import ERROR_BODY_LIMIT, read_completion
+import httpx
+
+from acs_cli.api import Api
+from acs_cli.body import ERROR_BODY_LIMIT, body_error, read_completion, silence
 from acs_cli.completion_state import CompletionState
 from acs_cli.errors import AcsError
 from acs_cli.options import ChatOptions, CompleteOptions, ConnectionOptions, OutputOptions, RequestOptions
 from acs_cli.output import check_output_flags, make_sink
 from acs_cli.request import build_body, check_request_flags, check_seconds, check_text, choices_in, decode_escapes, parse_params, read_prompt
 from acs_cli.run import MaxTime, before_request, drive
+from acs_cli.settings import ResolvedSettings, load_settings
+from acs_cli.sinks.raw import RawSink
+from acs_cli.sinks.terminal import retry_notice
+from acs_cli.transport import content_encoded, wire_bytes
 
 if TYPE_CHECKING:
-    from acs_cli.api import Api
     from acs_cli.outcome import Outcome
-    from acs_cli.settings import ResolvedSettings
     from acs_cli.sinks import Sink
-    from acs_cli.sinks.raw import RawSink
     from acs_cli.terminal import Terminal
 
 
@@ -53,8 +57,6 @@ def check_request(req: RequestOptions, out: OutputOptions, connection: Connectio
 
 def resolve_settings(connection: ConnectionOptions, term: Terminal) -> ResolvedSettings:
     """The settings for these flags, their warnings said on stderr."""
-    from acs_cli.settings import load_settings
-
     settings = load_settings(**connection.settings_flags())
     for warning in settings.warnings:
         term.message(warning, "warn")
@@ -74,13 +76,8 @@ def send(
     limit: MaxTime | None = None,
 ) -> Outcome:
     """Send the request to `path` and stream its answer into the sink (the bytes with --raw)."""
-    from acs_cli.api import Api
-    from acs_cli.sinks.terminal import retry_notice
-
     with Api(settings, retries=opts.connection.retries, warn=lambda text: term.message(text, "warn"), on_retry=retry_notice(term)) as api:
         if opts.output.raw:
-            from acs_cli.sinks.raw import RawSink
-
             assert isinstance(sink, RawSink)
             return drive(sink, lambda outcome: _raw(api, settings, body, opts, sink, outcome, term, path), settings.model, limit)
         return drive(sink, lambda outcome: stream_answer(api, settings, body, sink, outcome, state_class(choices), path), settings.model, limit)
@@ -103,11 +100,6 @@ def _raw(
     api: Api, settings: ResolvedSettings, body: dict[str, Any], opts: CompleteOptions | ChatOptions, sink: RawSink, outcome: Outcome, term: Terminal, path: str
 ) -> AcsError | None:
     """--raw: the body exactly as it came off the socket, flushed per read; HTTP errors still set the status."""
-    import httpx
-
-    from acs_cli.body import body_error
-    from acs_cli.transport import content_encoded
-
     model = body["model"] = outcome.model = settings.model or api.pick_model()
     outcome.timeline.sent = time.perf_counter()
     response = api.open_completion(body, accept_errors=True, path=path)
@@ -136,14 +128,10 @@ def _copy_raw(response: Any, sink: RawSink, failed: bool, timeout: float) -> byt
     to ERROR_BODY_LIMIT for the message. In an event stream that is not content-encoded, a read
     holding a `data:` field is what counts as data for --timeout: a server that only pings, or
     trickles a frame byte by byte, is stopped as it would be without --raw."""
-    from acs_cli.body import silence
-
     kept = bytearray()
     clock = time.perf_counter
     watch = not failed and "event-stream" in response.headers.get("content-type", "") and response.headers.get("content-encoding", "identity") == "identity"
     deadline = clock() + timeout if watch and timeout else None
-    from acs_cli.transport import wire_bytes
-
     for chunk in wire_bytes(response):
         sink.write_bytes(chunk)
         if failed and len(kept) < ERROR_BODY_LIMIT:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.outcome import Outcome
+from acs_cli.settings import config_rows, validated_settings
 from acs_cli.text import make_visible
 
 if TYPE_CHECKING:
@@ -12,8 +13,6 @@ if TYPE_CHECKING:
 
 
 def config_show(term: Terminal, **flags: Any) -> Outcome:
-    from acs_cli.settings import config_rows, validated_settings
-
     given = {k: v for k, v in flags.items() if v is not None}
     settings = validated_settings(given)
     for warning in settings.warnings:

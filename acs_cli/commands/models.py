@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from acs_cli.api import Api
 from acs_cli.options import ConnectionOptions
 from acs_cli.outcome import Outcome
+from acs_cli.secrets import mask_url
+from acs_cli.settings import load_settings
 from acs_cli.text import make_visible
 
 if TYPE_CHECKING:
@@ -13,9 +16,6 @@ if TYPE_CHECKING:
 
 
 def list_models(conn: ConnectionOptions, as_json: bool, term: Terminal) -> Outcome:
-    from acs_cli.api import Api
-    from acs_cli.settings import load_settings
-
     settings = load_settings(**conn.settings_flags())
     for warning in settings.warnings:
         term.message(warning, "warn")
@@ -23,7 +23,7 @@ def list_models(conn: ConnectionOptions, as_json: bool, term: Terminal) -> Outco
 
     with Api(settings, retries=conn.retries, warn=lambda text: term.message(text, "warn"), on_retry=retry_notice(term)) as api:
         if as_json:
-            from acs_cli.sinks.json import dumps
+            from acs_cli.sinks.json import dumps  # its module brings the other sinks: only for --json
 
             term.write_out(dumps(api.get_json("models"), indent=2) + b"\n")
             return Outcome()
@@ -32,7 +32,7 @@ def list_models(conn: ConnectionOptions, as_json: bool, term: Terminal) -> Outco
         ids = [str(m["id"]) for m in models if m.get("id") is not None]
         term.write_out("".join(f"{i}\n" for i in ids).encode("utf-8", "replace"))  # data: exact
         return Outcome()
-    from rich.table import Table
+    from rich.table import Table  # Rich only for the table on a terminal: a pipe gets plain ids
 
     table = Table(box=None, header_style="bold" if term.stdout_colour else None, pad_edge=False)
     table.add_column("id")
@@ -47,7 +47,5 @@ def list_models(conn: ConnectionOptions, as_json: bool, term: Terminal) -> Outco
         )
     term.console("stdout").print(table)
     if not models:
-        from acs_cli.secrets import mask_url
-
         term.message(f"the server at {make_visible(mask_url(settings.api_base))} lists no models", "dim")
     return Outcome()

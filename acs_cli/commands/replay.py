@@ -17,6 +17,7 @@ from acs_cli.options import ReplayOptions, check_reasoning
 from acs_cli.output import check_output_flags, make_sink
 from acs_cli.request import check_seconds
 from acs_cli.run import drive
+from acs_cli.sse import SSEParser
 
 if TYPE_CHECKING:
     from acs_cli.outcome import Outcome
@@ -90,7 +91,7 @@ def replay(opts: ReplayOptions, term: Terminal) -> Outcome:
 
     def play(outcome: Outcome) -> AcsError | None:
         if status is not None and not 200 <= status < 300:
-            from acs_cli.api import error_fields
+            from acs_cli.api import error_fields  # it brings httpx: only for a capture of an error answer
 
             message, _ = error_fields(body)
             return HTTPStatusError(status, f"the capture holds an HTTP {status} answer: {message or 'no message'}", "this capture is an error response, not a stream")
@@ -108,8 +109,6 @@ def replay(opts: ReplayOptions, term: Terminal) -> Outcome:
 
 def is_chat_capture(body: bytes) -> bool:
     """Whether a capture holds a chat stream (or a whole chat answer), from its first frames."""
-    from acs_cli.sse import SSEParser
-
     head = body[:65536]
     if sniff_body("", head[:64]) == "json":
         try:

@@ -23,7 +23,6 @@ the same for aiperf); a missing or failing peer is a note, never a failure of th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -32,12 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TIMED_SERVER = HERE.parent / "timed_server.py"
+sys.path.insert(0, str(HERE.parent))  # tests/timed_server.py: the server, and how to run it
+from timed_server import fetch_log, running  # noqa: E402
+
 PEER_HOME = Path("/tmp/bench-peers")
 FRAMES = 16
 ACCURACY = ((1, 40, 10), (100, 400, 25), (1000, 1000, 250))  # (concurrency, requests, gap ms): ~4k frames/s at 100 and 1,000
@@ -59,23 +59,6 @@ def dist(values: list[float]) -> str:
     if not values:
         return "no data"
     return f"p50 {pct(values, 50):.3f} · p99 {pct(values, 99):.3f} · max {max(values):.3f} ms (n={len(values)})"
-
-
-@contextlib.contextmanager
-def timed_server(*args: str) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(TIMED_SERVER), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(10)
-
-
-def server_log(origin: str) -> dict:
-    with urllib.request.urlopen(origin + "/log", timeout=60) as r:
-        return json.loads(r.read())
 
 
 def timed_run(argv: list[str], env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess, float, float]:
@@ -116,7 +99,7 @@ def acs_accuracy(origin: str, conc: int, n: int, gap_ms: float) -> dict[str, lis
         if r.returncode:
             raise RuntimeError(r.stderr[-500:])
         records = [json.loads(line) for line in lines.read_text().splitlines()]
-    log = server_log(origin)
+    log = fetch_log(origin, 60)
     out: dict[str, list[float]] = {"ttft": [], "itl": [], "ttft_sched": [], "itl_sched": [], "itl_mean": []}
     for rec in records:
         truth = log[rec["id"]]
@@ -136,7 +119,7 @@ def acs_throughput(origin: str, conc: int, n: int) -> tuple[float, float, int]:
     r, wall, cpu = timed_run(argv, acs_env(origin), 900)
     if r.returncode:
         raise RuntimeError(r.stderr[-500:])
-    server_log(origin)  # forget the writes
+    fetch_log(origin, 60)  # forget the writes
     return wall, cpu, n * STREAM_FRAMES
 
 
@@ -237,7 +220,7 @@ class Section:
 
     def accuracy(self, conc: int, n: int, gap: float) -> None:
         self.say(f"bench-command: accuracy at concurrency {conc}")
-        with timed_server("--gap", str(gap), "--frames", str(FRAMES), "--first", str(FIRST_MS)) as origin:
+        with running("--gap", str(gap), "--frames", str(FRAMES), "--first", str(FIRST_MS)) as origin:
             try:
                 e = acs_accuracy(origin, conc, n, gap)
                 floor = f"{pct(e['floor_ttft'], 99):.3f} / {pct(e['floor_itl'], 99):.3f} ms"
@@ -252,7 +235,7 @@ class Section:
     def peer_accuracy(self, name: str, origin: str, conc: int, n: int, gap: float) -> str:
         try:
             _, _, out, _ = run_peer(name, origin, conc, n)
-            ttft, itl = PEER_READERS[name](out, server_log(origin), gap)
+            ttft, itl = PEER_READERS[name](out, fetch_log(origin, 60), gap)
             how = "TTFT matched by id, per-request mean ITL" if name == "guidellm" else "against the schedule"
             return f"| {name} ({how}) | {conc} | {dist(ttft)} | {dist(itl)} | |"
         except Exception as exc:
@@ -260,7 +243,7 @@ class Section:
 
     def throughput(self, conc: int, n: int) -> None:
         self.say(f"bench-command: client throughput at concurrency {conc}")
-        with timed_server("--gap", "0", "--frames", str(STREAM_FRAMES), "--first", "0.01") as origin:
+        with running("--gap", "0", "--frames", str(STREAM_FRAMES), "--first", "0.01") as origin:
             rows: list[tuple[str, Callable[[int], tuple[float, float, int]]]] = [("acs bench", lambda k: acs_throughput(origin, conc, k))]
             rows += [(name, lambda k, name=name: self.peer_throughput(name, origin, conc, k)) for name in PEERS]
             for name, fn in rows:
@@ -274,7 +257,7 @@ class Section:
 
     def peer_throughput(self, name: str, origin: str, conc: int, n: int) -> tuple[float, float, int]:
         wall, cpu, _, _ = run_peer(name, origin, conc, n, STREAM_FRAMES)
-        server_log(origin)
+        fetch_log(origin, 60)
         return wall, cpu, n * STREAM_FRAMES
 
 

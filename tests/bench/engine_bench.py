@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -130,11 +131,28 @@ async def run_bytes(base: str, conc: int, rounds: int, frames: int, expected: st
     return ok, bad
 
 
+async def peer_workers(one: Callable[[], Awaitable[str]], conc: int, rounds: int, expected: str) -> tuple[int, int]:
+    """A peer's C workers, each sending `rounds` requests one after the other: (exact texts, other
+    outcomes, failures included)."""
+    ok = bad = 0
+
+    async def worker() -> None:
+        nonlocal ok, bad
+        for _ in range(rounds):
+            try:
+                text = await one()
+            except Exception:
+                text = None
+            ok, bad = (ok + 1, bad) if text == expected else (ok, bad + 1)
+
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    return ok, bad
+
+
 async def run_aiohttp(base: str, conc: int, rounds: int, frames: int, expected: str, reads: list[int]) -> tuple[int, int]:
     import aiohttp
 
     body = request_body(frames)
-    ok = bad = 0
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
 
@@ -152,17 +170,7 @@ async def run_aiohttp(base: str, conc: int, rounds: int, frames: int, expected: 
                         parts.append(obj["choices"][0]["text"])
             return "".join(parts)
 
-        async def worker() -> None:
-            nonlocal ok, bad
-            for _ in range(rounds):
-                try:
-                    text = await one()
-                except Exception:
-                    text = None
-                ok, bad = (ok + 1, bad) if text == expected else (ok, bad + 1)
-
-        await asyncio.gather(*(worker() for _ in range(conc)))
-    return ok, bad
+        return await peer_workers(one, conc, rounds, expected)
 
 
 async def run_httpx(base: str, conc: int, rounds: int, frames: int, expected: str, reads: list[int]) -> tuple[int, int]:
@@ -170,7 +178,6 @@ async def run_httpx(base: str, conc: int, rounds: int, frames: int, expected: st
     from httpx_sse import aconnect_sse
 
     body = request_body(frames)
-    ok = bad = 0
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
 
@@ -186,17 +193,7 @@ async def run_httpx(base: str, conc: int, rounds: int, frames: int, expected: st
                         parts.append(obj["choices"][0]["text"])
             return "".join(parts)
 
-        async def worker() -> None:
-            nonlocal ok, bad
-            for _ in range(rounds):
-                try:
-                    text = await one()
-                except Exception:
-                    text = None
-                ok, bad = (ok + 1, bad) if text == expected else (ok, bad + 1)
-
-        await asyncio.gather(*(worker() for _ in range(conc)))
-    return ok, bad
+        return await peer_workers(one, conc, rounds, expected)
 
 
 def count_reads(reads: list[int]) -> None:
