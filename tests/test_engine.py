@@ -9,6 +9,7 @@ socket servers of tests/test_transport.py's kind (`LoopbackListener`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import socket
@@ -424,6 +425,8 @@ class ConnectProxy(LoopbackListener):
                 conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 threading.Thread(target=self._pump, args=(upstream, conn), daemon=True).start()
                 self._pump(conn, upstream)
+                with contextlib.suppress(OSError):  # the client left: wake the other direction's recv
+                    upstream.shutdown(socket.SHUT_RDWR)
 
     @staticmethod
     def _pump(src: socket.socket, dst: socket.socket) -> None:

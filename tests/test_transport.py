@@ -6,6 +6,7 @@ using acs's FastTransport, the way acs does.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import threading
@@ -346,8 +347,11 @@ class EarlyAnswer(LoopbackListener):
             while b"\r\n\r\n" not in head:
                 head += conn.recv(4096)
             conn.sendall(self.answer)
-            if not self.close_after:
-                time.sleep(3)
+            if not self.close_after:  # keep the connection open (not reading the body on purpose) until the client goes
+                conn.settimeout(3)
+                with contextlib.suppress(OSError):
+                    while conn.recv(1 << 20):
+                        pass
 
 
 @pytest.mark.parametrize("close", [True, False])
