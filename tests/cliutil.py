@@ -91,19 +91,27 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+def _ignore(signum: int, frame: object) -> None:
+    pass
+
+
 @contextlib.contextmanager
 def sigint_default_in_children() -> Iterator[None]:
-    """Children inherit an *ignored* SIGINT (pytest started as a background job `cmd &` by a
-    non-interactive shell has it ignored), and then Ctrl-C tests would test nothing. A caught
-    signal is reset to the default by exec, so while a child starts, catch SIGINT here."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    """Children inherit an *ignored* SIGINT, SIGHUP or SIGTERM (pytest started as a background job
+    `cmd &` by a non-interactive shell has SIGINT ignored, under `nohup` SIGHUP), and then the
+    signal tests would test nothing. A caught signal is reset to the default by exec, so while a
+    child starts, catch them here (SIGINT as Python does; the others with a handler that ignores)."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ignored = [s for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM) if signal.getsignal(s) is signal.SIG_IGN]
+    for signum in ignored:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else _ignore)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def read_until_eof(fd: int, on_data) -> None:
