@@ -13,13 +13,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from acs_cli import __version__, netrules
-from acs_cli.body import HEAD, Where, http_failure
+from acs_cli.body import BODY, DOCUMENT_LIMIT, ERROR_BODY_LIMIT, HEAD, Where, http_failure, read_bounded
 from acs_cli.errors import ConfigError, HTTPStatusError, ProtocolError
 from acs_cli.netrules import CONNECT_TIMEOUT
 from acs_cli.settings import ResolvedSettings
 from acs_cli.transport import DecodingTransport, FastTransport
-
-ERROR_BODY_LIMIT = 64 * 1024  # an error page is read this far and no further
 
 
 class Retry(NamedTuple):
@@ -106,9 +104,18 @@ class Api:
         request = self.client.build_request("GET", self.url(path), headers={"Accept": "application/json"})
         response = self._send(request)
         try:
-            raw = _read_bounded(response, 32 * 1024 * 1024)
+            raw, more = read_bounded(response.iter_raw(), DOCUMENT_LIMIT, self.timeout)
+        except httpx.HTTPError as exc:  # cut or stalled mid-body: an acs error, never a traceback
+            error = http_failure(exc, BODY, Where(str(request.url), self.timeout, proxy=self.proxy, kept="nothing was shown")).error
+            assert error is not None  # without a stream state no body is whole before its end
+            raise error from None
         finally:
             response.close()
+        if more:
+            raise ProtocolError(
+                f"GET {self.url(path)} answered with a JSON body over {DOCUMENT_LIMIT >> 20} MiB",
+                "check that ACS_BASE_URL points at an OpenAI-compatible server (it usually ends in /v1)",
+            )
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nested too deeply
@@ -167,7 +174,7 @@ class Api:
             if accept_errors and not retry:
                 return response
             try:
-                body = _read_bounded(response, ERROR_BODY_LIMIT)
+                body, _ = read_bounded(response.iter_raw(), ERROR_BODY_LIMIT)
             except httpx.HTTPError:
                 body = b""
             finally:
@@ -216,17 +223,6 @@ def _transport_for(proxy: str | None) -> httpx.BaseTransport:
             f"cannot use the proxy {netrules.shown_proxy(proxy)}: {exc}", "fix HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, or bypass it with NO_PROXY"
         ) from None
     return DecodingTransport(inner)
-
-
-def _read_bounded(response: httpx.Response, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_raw():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(parts)[:limit]
 
 
 def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:
