@@ -16,6 +16,7 @@ from acs_cli import __version__, netrules
 from acs_cli.body import BODY, DOCUMENT_LIMIT, ERROR_BODY_LIMIT, HEAD, Where, http_failure, read_bounded
 from acs_cli.errors import ConfigError, HTTPStatusError, ProtocolError
 from acs_cli.netrules import CONNECT_TIMEOUT
+from acs_cli.request import encode_body
 from acs_cli.settings import ResolvedSettings
 from acs_cli.transport import DecodingTransport, FastTransport
 
@@ -88,14 +89,10 @@ class Api:
         Connection failures and 429/502/503/504 are retried with backoff, honouring Retry-After,
         but only here, before any byte of the body was read: a retry later would repeat output.
         """
-        try:
-            content = json.dumps(body, ensure_ascii=False).encode()
-        except UnicodeEncodeError:  # a lone surrogate (a model id a server sent as "\ud800"): \u escapes
-            content = json.dumps(body).encode()
         request = self.client.build_request(
             "POST",
             self.url(path),
-            content=content,
+            content=encode_body(body),
             headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
         )
         return self._send(request, model=body.get("model"), accept_errors=accept_errors)
