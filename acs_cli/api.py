@@ -50,7 +50,7 @@ class Api:
         self.timeout = settings.timeout
         self.retries = max(0, retries)
         self.has_key = settings.api_key is not None
-        self.key_from = key_origin(getattr(settings, "sources", None) or {})
+        self.key_from = key_origin(settings.sources)
         self._sleep = sleep
         self._on_retry = on_retry
         headers = {
@@ -59,7 +59,7 @@ class Api:
             "Accept-Encoding": "identity",
         }
         if settings.api_key is not None:
-            headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
+            headers.update(key_header(settings))
             host = urlsplit(self.base).hostname or ""
             if warn and self.base.startswith("http://") and not netrules.is_loopback(host):
                 warn(f"warning: the key from {self.key_from} is sent over plain http:// to {host}; anyone on the path can read it")
@@ -193,6 +193,13 @@ class Api:
             said = reason[:1].lower() + reason[1:] if reason[1:2].islower() else reason  # "connection refused", "HTTP 503"
             self._on_retry(Retry(said, attempt + 1, self.retries + 1, wait))
         self._sleep(wait)
+
+
+def key_header(settings: ResolvedSettings) -> dict[str, str]:
+    """The header that carries the key, if there is one: every client (this one, and the engine's
+    for acs bench and acs batch) sends it the same way."""
+    key = settings.api_key
+    return {} if key is None else {"Authorization": f"Bearer {key.get_secret_value()}"}
 
 
 def key_origin(sources: Mapping[str, str]) -> str:

@@ -105,10 +105,9 @@ def bench(opts: BenchOptions, term: Terminal) -> int:
     body = build_body(model, "", RequestOptions(params=opts.params), settings)
     body.pop("prompt")
     workload = Workload(body, seed=opts.seed, input_length=lengths[0], output_length=lengths[1], token_pool=pool, prompts=prompts)
-    headers = {}
-    if settings.api_key is not None:
-        headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
-    run = Run(opts, term, settings.api_base, headers, settings.timeout, workload, stop, slos, model)
+    from acs_cli.api import key_header  # httpx loads for a run, not for `acs bench compare`
+
+    run = Run(opts, term, settings.api_base, key_header(settings), settings.timeout, workload, stop, slos, model)
     saturation = run_levels(run, wanted)
     return finish(run, saturation)
 
