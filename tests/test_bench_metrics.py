@@ -166,3 +166,10 @@ def test_a_prompt_with_a_lone_surrogate_escape_is_sent_with_json_escapes(tmp_pat
     f.write_text('{"prompt": "a \\ud800 b"}\n')
     body, *_ = Workload({"model": "m"}, prompts=read_prompts(str(f))).request(0)
     assert b"\\ud800" in body and json.loads(body.decode("utf-8"))["prompt"] == "a \ud800 b"
+
+
+def test_a_prompts_line_nested_too_deeply_is_a_usage_error(tmp_path) -> None:
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": ' + "[" * 100_000 + "\n")
+    with pytest.raises(UsageError, match="not a JSON object"):
+        read_prompts(str(f))

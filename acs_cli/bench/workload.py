@@ -75,7 +75,7 @@ def read_prompts(path: str) -> list[tuple[Any, int | None]]:
         if line.lstrip().startswith("{"):
             try:
                 item = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 raise UsageError(f"{path}:{number}: not a JSON object", 'each line is {"prompt": "…", "max_tokens": 64} or a plain prompt') from None
             if "prompt" not in item:
                 raise UsageError(f"{path}:{number}: no \"prompt\"", 'each line is {"prompt": "…", "max_tokens": 64} or a plain prompt')
