@@ -13,13 +13,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from acs_cli import __version__, netrules
-from acs_cli.body import HEAD, Where, http_failure
+from acs_cli.body import BODY, DOCUMENT_LIMIT, ERROR_BODY_LIMIT, HEAD, Where, http_failure, read_bounded
 from acs_cli.errors import ConfigError, HTTPStatusError, ProtocolError
 from acs_cli.netrules import CONNECT_TIMEOUT
+from acs_cli.request import encode_body
 from acs_cli.settings import ResolvedSettings
 from acs_cli.transport import DecodingTransport, FastTransport
-
-ERROR_BODY_LIMIT = 64 * 1024  # an error page is read this far and no further
 
 
 class Retry(NamedTuple):
@@ -51,7 +50,7 @@ class Api:
         self.timeout = settings.timeout
         self.retries = max(0, retries)
         self.has_key = settings.api_key is not None
-        self.key_from = key_origin(getattr(settings, "sources", None) or {})
+        self.key_from = key_origin(settings.sources)
         self._sleep = sleep
         self._on_retry = on_retry
         headers = {
@@ -60,7 +59,7 @@ class Api:
             "Accept-Encoding": "identity",
         }
         if settings.api_key is not None:
-            headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
+            headers.update(key_header(settings))
             host = urlsplit(self.base).hostname or ""
             if warn and self.base.startswith("http://") and not netrules.is_loopback(host):
                 warn(f"warning: the key from {self.key_from} is sent over plain http:// to {host}; anyone on the path can read it")
@@ -90,14 +89,10 @@ class Api:
         Connection failures and 429/502/503/504 are retried with backoff, honouring Retry-After,
         but only here, before any byte of the body was read: a retry later would repeat output.
         """
-        try:
-            content = json.dumps(body, ensure_ascii=False).encode()
-        except UnicodeEncodeError:  # a lone surrogate (a model id a server sent as "\ud800"): \u escapes
-            content = json.dumps(body).encode()
         request = self.client.build_request(
             "POST",
             self.url(path),
-            content=content,
+            content=encode_body(body),
             headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
         )
         return self._send(request, model=body.get("model"), accept_errors=accept_errors)
@@ -106,9 +101,18 @@ class Api:
         request = self.client.build_request("GET", self.url(path), headers={"Accept": "application/json"})
         response = self._send(request)
         try:
-            raw = _read_bounded(response, 32 * 1024 * 1024)
+            raw, more = read_bounded(response.iter_raw(), DOCUMENT_LIMIT, self.timeout)
+        except httpx.HTTPError as exc:  # cut or stalled mid-body: an acs error, never a traceback
+            error = http_failure(exc, BODY, Where(str(request.url), self.timeout, proxy=self.proxy, kept="nothing was shown")).error
+            assert error is not None  # without a stream state no body is whole before its end
+            raise error from None
         finally:
             response.close()
+        if more:
+            raise ProtocolError(
+                f"GET {self.url(path)} answered with a JSON body over {DOCUMENT_LIMIT >> 20} MiB",
+                "check that ACS_BASE_URL points at an OpenAI-compatible server (it usually ends in /v1)",
+            )
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nested too deeply
@@ -167,7 +171,7 @@ class Api:
             if accept_errors and not retry:
                 return response
             try:
-                body = _read_bounded(response, ERROR_BODY_LIMIT)
+                body, _ = read_bounded(response.iter_raw(), ERROR_BODY_LIMIT)
             except httpx.HTTPError:
                 body = b""
             finally:
@@ -189,6 +193,13 @@ class Api:
             said = reason[:1].lower() + reason[1:] if reason[1:2].islower() else reason  # "connection refused", "HTTP 503"
             self._on_retry(Retry(said, attempt + 1, self.retries + 1, wait))
         self._sleep(wait)
+
+
+def key_header(settings: ResolvedSettings) -> dict[str, str]:
+    """The header that carries the key, if there is one: every client (this one, and the engine's
+    for acs bench and acs batch) sends it the same way."""
+    key = settings.api_key
+    return {} if key is None else {"Authorization": f"Bearer {key.get_secret_value()}"}
 
 
 def key_origin(sources: Mapping[str, str]) -> str:
@@ -216,17 +227,6 @@ def _transport_for(proxy: str | None) -> httpx.BaseTransport:
             f"cannot use the proxy {netrules.shown_proxy(proxy)}: {exc}", "fix HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, or bypass it with NO_PROXY"
         ) from None
     return DecodingTransport(inner)
-
-
-def _read_bounded(response: httpx.Response, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_raw():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(parts)[:limit]
 
 
 def error_fields(body: bytes) -> tuple[str | None, dict[str, Any]]:

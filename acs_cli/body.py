@@ -231,6 +231,7 @@ class Where:
     attempt: int = 1
     proxy: str | None = None  # as shown: scheme, host and port (netrules.shown_proxy)
     state: CompletionState | None = None
+    kept: str = ""  # what the hint says is kept; "" for the default (see `kept_text`)
 
     @property
     def origin(self) -> str:
@@ -247,7 +248,11 @@ class Where:
         return f" after {self.attempt} attempts" if self.attempt > 1 else ""
 
     @property
-    def kept(self) -> str:
+    def kept_text(self) -> str:
+        """The text so far (a stream), or the bytes on stdout (--raw), unless `kept` says otherwise
+        (a whole JSON document, of which nothing is shown until it is read)."""
+        if self.kept:
+            return self.kept
         return "the text so far is kept" if self.state is not None else "the bytes received are on stdout"
 
     def bypass(self) -> str:
@@ -316,7 +321,7 @@ def _malformed_body(exc: Exception, said: str, where: Where) -> AcsError:
     what = "stream" if where.state is not None else "body"
     return ProtocolError(
         f"malformed HTTP framing mid-{what}: {shorten(said, 160)}",
-        f"{where.kept}; the server (or a proxy in front of it) broke HTTP/1.1 framing: check the server's log",
+        f"{where.kept_text}; the server (or a proxy in front of it) broke HTTP/1.1 framing: check the server's log",
     )
 
 
@@ -392,13 +397,13 @@ def _redirect_loop(exc: Exception, said: str, where: Where) -> AcsError:
 
 
 def _silent(exc: Exception, said: str, where: Where) -> AcsError:
-    return silence(where.state, where.timeout, where.kept)
+    return silence(where.state, where.timeout, where.kept_text)
 
 
 def _cut(exc: Exception, said: str, where: Where) -> AcsError:
     return IncompleteStream(
         f"incomplete stream: the connection closed mid-{'stream' if where.state is not None else 'body'} ({shorten(str(exc), 120)})",
-        f"{where.kept}; retry, and check for a proxy or server that cuts long responses",
+        f"{where.kept_text}; retry, and check for a proxy or server that cuts long responses",
     )
 
 

@@ -11,7 +11,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Protocol
 
 from acs_cli import codings, http1
-from acs_cli.api import ERROR_BODY_LIMIT
+from acs_cli.body import ERROR_BODY_LIMIT
 from acs_cli.errors import AcsError, ProtocolError
 
 if TYPE_CHECKING:

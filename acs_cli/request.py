@@ -179,6 +179,17 @@ def build_body(model: str, prompt: Any, opts: RequestOptions, defaults: Any = No
     return body
 
 
+def encode_body(body: Any) -> bytes:
+    """A request body as the bytes sent (compact UTF-8 JSON), for every client: the sync API, the
+    batch and bench runners. A lone surrogate (a model id a server sent as "\\ud800", an escape in
+    a prompts or batch file) cannot be UTF-8: the body is then written with \\u escapes, which
+    every JSON reader takes, never as bytes that are not UTF-8 nor as a failure."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+
 def choices_in(body: dict[str, Any]) -> int:
     """How many choices a request asks for: n for each prompt of a prompt list."""
     n = body.get("n")

@@ -239,3 +239,16 @@ def test_the_usage_line_of_an_interrupt_before_any_answer_blames_no_server() -> 
     assert usage_line(Outcome(signal=2)) == "usage: none (interrupted before any answer) · interrupted"
     headers_only = Outcome(signal=2, state=CompletionState(1))  # the head came, no frame yet
     assert "reported" not in usage_line(headers_only)
+
+
+# --------------------------------------------------------------------------- a model list cut short
+
+
+@pytest.mark.parametrize(("end", "status"), [("abort", 10), ("hang", 5)])
+@pytest.mark.parametrize("args", [["models"], ["complete", "hi"]], ids=["models", "model-lookup"])
+def test_a_model_list_cut_or_stalled_mid_body_is_an_error_not_a_bug(server: ScriptedServer, end: str, status: int, args: list[str]) -> None:
+    server.route("GET", "/v1/models", Reply(headers=[("content-type", "application/json")], segments=[b'{"data": [{"id'], end=end))
+    r = run_acs(args, env={"ACS_API_BASE": server.base_url, "ACS_TIMEOUT": "1"})
+    message, hint = assert_failure(r, status)
+    assert "internal error" not in r.stderr and "stdout" not in hint
+    assert r.stdout == ""

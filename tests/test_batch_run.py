@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.batch_server import answer_text, cut_reply, http_error, read_results, serve
+from tests.batch_server import answer_text, completion_reply, cut_reply, http_error, read_results, serve
 from tests.cliutil import ClosingListener
 from tests.helpers import run_acs
 
@@ -393,3 +393,17 @@ def test_rpm_paces_the_requests(tmp_path: Path) -> None:
         server.close()
     assert r.returncode == 0 and route.requests.total() == 6
     assert took >= 0.45  # the bucket holds 4: the last 2 wait a quarter second each
+
+
+def test_a_lone_surrogate_escape_in_a_line_is_sent_as_json_can_carry_it(tmp_path: Path) -> None:
+    """A `\\ud800` escape in the input is a string no UTF-8 holds: the body goes out with \\u
+    escapes (as `acs complete` sends a server's own model id back), never as bytes that are not UTF-8."""
+    (tmp_path / "in.jsonl").write_text('{"custom_id": "s", "prompt": "a \\ud800 b"}\n')
+    server, route = serve(lambda prompt, attempt: completion_reply("plain"))  # an answer UTF-8 can carry
+    try:
+        r = batch(tmp_path, "in.jsonl", "-o", "out.jsonl", "--base-url", server.base_url)
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stderr
+    assert route.bodies[0]["prompt"] == "a \ud800 b"
+    assert b"\\ud800" in server.requests[0].body and server.requests[0].body.decode("utf-8")

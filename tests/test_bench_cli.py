@@ -153,6 +153,18 @@ def test_synthetic_prompts_use_the_servers_tokenize(server, tmp_path) -> None:
     assert json.loads(out.read_text())["input_token_source"] == "tokenize"
 
 
+def test_a_tokenize_answer_past_the_json_limit_is_not_read_whole(server, tmp_path, monkeypatch) -> None:
+    """/tokenize is read like every other body: as far as a JSON answer may go, then given up
+    (the prompt lengths are estimated), never into memory without bound."""
+    monkeypatch.setattr("acs_cli.body.DOCUMENT_LIMIT", 1000)
+    server.route("POST", "/tokenize", Reply.json(200, {"tokens": list(range(5000)), "count": 5000}))
+    server.route("POST", COMPLETIONS, text_reply(TEXTS, usage=None))
+    out = tmp_path / "r.json"
+    r = bench(server, "-n", "2", "--input-tokens", "64", "--output-tokens", "4", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["input_token_source"] == "estimate"
+
+
 def test_help_and_bench_help_load_no_bench_module() -> None:
     """`acs --help` and `acs bench --help` stay lean: the bench, asyncio, the engine and Rich load
     only when a bench runs."""

@@ -159,3 +159,17 @@ def test_a_sweep_doubles_until_throughput_stops_rising_or_the_slos_break(monkeyp
     seen.clear()
     run = command.Run(BenchOptions(sweep=True, slo_goodput=95), None, "", {}, 1.0, None, Stop(requests=10), {"ttft": 1.0}, "m")  # type: ignore[arg-type]
     assert command.run_levels(run, [Level(concurrency=1)]) == 1 and seen == [1, 2, 4]
+
+
+def test_a_prompt_with_a_lone_surrogate_escape_is_sent_with_json_escapes(tmp_path) -> None:
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "a \\ud800 b"}\n')
+    body, *_ = Workload({"model": "m"}, prompts=read_prompts(str(f))).request(0)
+    assert b"\\ud800" in body and json.loads(body.decode("utf-8"))["prompt"] == "a \ud800 b"
+
+
+def test_a_prompts_line_nested_too_deeply_is_a_usage_error(tmp_path) -> None:
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": ' + "[" * 100_000 + "\n")
+    with pytest.raises(UsageError, match="not a JSON object"):
+        read_prompts(str(f))

@@ -203,3 +203,14 @@ def test_raw_in_process_on_a_terminal_and_piped(server: ScriptedServer) -> None:
     assert_inert(r.stdout)
     r = run_acs(["complete", "--raw", "hi"], env=env_for(server))
     assert r.stdout_bytes == reply.body()  # piped: byte for byte
+
+
+def test_raw_names_a_hostile_content_encoding_visibly(server: ScriptedServer) -> None:
+    """--raw says the body is content-encoded, quoting the server's Content-Encoding header: an
+    escape sequence in it (HTTP lets a header value hold ESC and C1 bytes) is shown, not run."""
+    coding = "x\x1b]0;owned\x07\x1b[2J\x9b31m"
+    server.route("POST", COMPLETIONS, Reply(headers=[("content-type", "text/event-stream"), ("content-encoding", coding)], segments=[DONE]))
+    r = on_terminal(["complete", "--raw", "hi"], env_for(server), stdout=False)
+    assert r.returncode == 0, r.stderr
+    assert "note: the server sent the body" in r.stderr
+    assert_inert(r.stderr)

@@ -24,6 +24,7 @@ from acs_cli import netrules
 from acs_cli.batch.kinds import Answer
 from acs_cli.batch.results import InOrder, ResultIds, result_line
 from acs_cli.errors import AcsError, ConnectError, HTTPStatusError, IncompleteStream, TimedOut
+from acs_cli.request import encode_body
 from acs_cli.secrets import redact
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class Runner:
     @staticmethod
     def _payload(job: Job, ep: Endpoint) -> bytes:
         body = job.body if "model" in job.body or ep.model is None else {**job.body, "model": ep.model}
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        return encode_body(body)
 
     def _result(self, job: Job, answer: Answer, record: RequestRecord, error: AcsError | None) -> tuple[bytes, bool]:
         status = record.status

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from acs_cli.errors import UsageError
+from acs_cli.request import encode_body
 
 WORDS = (
     "the of and to in is was for on that with as by at from his her an which are this be has had not "
@@ -74,7 +75,7 @@ def read_prompts(path: str) -> list[tuple[Any, int | None]]:
         if line.lstrip().startswith("{"):
             try:
                 item = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 raise UsageError(f"{path}:{number}: not a JSON object", 'each line is {"prompt": "…", "max_tokens": 64} or a plain prompt') from None
             if "prompt" not in item:
                 raise UsageError(f"{path}:{number}: no \"prompt\"", 'each line is {"prompt": "…", "max_tokens": 64} or a plain prompt')
@@ -127,7 +128,7 @@ class Workload:
                 body["ignore_eos"] = True
                 body["min_tokens"] = n
         fixed = body.get("max_tokens") if self.output_length is not None and self.fix_output else None
-        return json.dumps(body, ensure_ascii=False).encode(), tokens, source, fixed
+        return encode_body(body), tokens, source, fixed
 
     def pool_text(self) -> str | None:
         """The text to tokenize once for synthetic prompts (None: not needed)."""
@@ -139,7 +140,7 @@ class Workload:
 
 def tokenize_body(model: str, text: str) -> bytes:
     """One body both servers read: vLLM takes model + prompt, llama-server takes content."""
-    return json.dumps({"model": model, "prompt": text, "content": text, "add_special_tokens": False, "add_special": False}).encode()
+    return encode_body({"model": model, "prompt": text, "content": text, "add_special_tokens": False, "add_special": False})
 
 
 def token_ids(payload: Any) -> list[int] | None:

@@ -183,6 +183,7 @@ def _models(settings: list[ResolvedSettings], found: Scan, retries: int, term: T
 
 
 async def _drive(opts: BatchOptions, settings: list[ResolvedSettings], models: list[str | None], jobs: Any, write: Any, tally: Tally, term: Terminal) -> int | None:
+    from acs_cli.api import key_header
     from acs_cli.batch.balance import Balancer, Endpoint
     from acs_cli.batch.limits import Limits
     from acs_cli.batch.progress import Progress
@@ -191,9 +192,7 @@ async def _drive(opts: BatchOptions, settings: list[ResolvedSettings], models: l
 
     endpoints = []
     for s, model in zip(settings, models, strict=True):
-        headers = {"Content-Type": "application/json"}
-        if s.api_key is not None:
-            headers["Authorization"] = f"Bearer {s.api_key.get_secret_value()}"
+        headers = {"Content-Type": "application/json", **key_header(s)}
         endpoints.append(Endpoint(mask_url(s.base_url), Engine(s.base_url, headers, timeout=s.timeout), model))
     balancer = Balancer(endpoints)
     runner = Runner(balancer, Limits(opts.rpm, opts.tpm), write, concurrency=opts.concurrency, retries=opts.retries, ordered=opts.ordered, tally=tally, term=term)

@@ -27,6 +27,7 @@ from acs_cli.secrets import mask_url
 from acs_cli.settings import ResolvedSettings, load_settings
 
 if TYPE_CHECKING:
+    from acs_cli.api import Api
     from acs_cli.terminal import Terminal
 
 DEFAULT_REQUESTS = 100
@@ -104,10 +105,9 @@ def bench(opts: BenchOptions, term: Terminal) -> int:
     body = build_body(model, "", RequestOptions(params=opts.params), settings)
     body.pop("prompt")
     workload = Workload(body, seed=opts.seed, input_length=lengths[0], output_length=lengths[1], token_pool=pool, prompts=prompts)
-    headers = {}
-    if settings.api_key is not None:
-        headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
-    run = Run(opts, term, settings.api_base, headers, settings.timeout, workload, stop, slos, model)
+    from acs_cli.api import key_header  # httpx loads for a run, not for `acs bench compare`
+
+    run = Run(opts, term, settings.api_base, key_header(settings), settings.timeout, workload, stop, slos, model)
     saturation = run_levels(run, wanted)
     return finish(run, saturation)
 
@@ -124,12 +124,29 @@ def preflight(settings: ResolvedSettings, term: Terminal, opts: BenchOptions, sy
         workload = Workload({}, seed=opts.seed, input_length=parse_length(opts.input_tokens, "--input-tokens"))
         text = workload.pool_text() or ""
         origin = re.sub(r"/v1/?$", "", settings.api_base.rstrip("/"))
-        try:
-            response = api.client.post(origin + "/tokenize", content=tokenize_body(model, text), headers={"Content-Type": "application/json"})
-            ids = token_ids(response.json()) if response.status_code == 200 else None
-        except Exception:  # any failure means: no /tokenize here
-            ids = None
-        return model, ids or []
+        return model, tokenized(api, origin + "/tokenize", tokenize_body(model, text)) or []
+
+
+def tokenized(api: Api, url: str, body: bytes) -> list[int] | None:
+    """The token ids /tokenize answers, or None when it answers anything else (or nothing). Its
+    body is read as far as a JSON answer may go, like every body acs reads."""
+    import httpx
+
+    from acs_cli.body import DOCUMENT_LIMIT, read_bounded
+
+    try:
+        response = api.client.send(api.client.build_request("POST", url, content=body, headers={"Content-Type": "application/json"}), stream=True)
+    except Exception:  # any failure means: no /tokenize here
+        return None
+    try:
+        if response.status_code != 200:
+            return None
+        raw, more = read_bounded(response.iter_raw(), DOCUMENT_LIMIT, api.timeout)
+        return None if more else token_ids(json.loads(raw))
+    except (httpx.HTTPError, AcsError, ValueError, RecursionError):  # no usable /tokenize here
+        return None
+    finally:
+        response.close()
 
 
 def run_levels(run: Run, wanted: list[Level]) -> int | None:

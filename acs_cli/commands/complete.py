@@ -18,6 +18,7 @@ from acs_cli.run import MaxTime, before_request, drive
 from acs_cli.settings import ResolvedSettings, load_settings
 from acs_cli.sinks.raw import RawSink
 from acs_cli.sinks.terminal import retry_notice
+from acs_cli.text import make_visible
 from acs_cli.transport import content_encoded, wire_bytes
 
 if TYPE_CHECKING:
@@ -109,7 +110,8 @@ def _raw(
             sink.head(status_line, list(response.headers.raw))
         failed = response.status_code >= 300
         if content_encoded(response) and not opts.output.quiet:
-            term.message(f"acs: note: the server sent the body {response.headers.get('content-encoding', 'compressed')}-encoded; --raw shows the bytes as sent (acs decodes them otherwise)", "warn")
+            coding = make_visible(response.headers.get("content-encoding", "compressed"))  # the server's words
+            term.message(f"acs: note: the server sent the body {coding}-encoded; --raw shows the bytes as sent (acs decodes them otherwise)", "warn")
         try:
             kept = _copy_raw(response, sink, failed, api.timeout)
         except httpx.HTTPError as exc:
