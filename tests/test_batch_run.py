@@ -90,7 +90,7 @@ def test_faults_every_id_once_with_its_own_text_and_retries_only_where_they_belo
         assert res["response"]["body"]["usage"]["completion_tokens"] == 3
         expected = 3 if i % 10 == 7 else 2 if i % 10 in (3, 5) else 1
         assert counts[p] == expected, p
-    assert "retries (" in r.stderr and "12 failed (http 500 ×6, http 400 ×6)" in r.stderr
+    assert "retries (" in r.stderr and "12 failed (http 400 ×6, http 500 ×6)" in r.stderr
     assert "acs: error: 12 of 150 requests failed" in r.stderr and "--retry-failed" in r.stderr
 
 

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 
 
 def counted(counter: Counter[str]) -> str:
-    """`http 500 ×2, timeout ×1`, the most frequent first."""
-    return ", ".join(f"{kind} ×{count}" for kind, count in counter.most_common(4)) + (", …" if len(counter) > 4 else "")
+    """`http 500 ×2, timeout ×1`, the most frequent first (ties by name, so the line is the same
+    whatever order the failures came in)."""
+    ranked = sorted(counter.items(), key=lambda kc: (-kc[1], kc[0]))
+    return ", ".join(f"{kind} ×{count}" for kind, count in ranked[:4]) + (", …" if len(counter) > 4 else "")
 
 
 def duration(seconds: float) -> str:
