@@ -178,7 +178,7 @@ class Search:
             server.set_tick(0)  # the streams in flight end at full speed
         final = client.final(timeout=600)
         self.s.wait_idle()
-        return {"best": best, "failed_at": failed_at, "final": final, "steps": self.steps}
+        return {"best": best, "failed_at": failed_at, "totals": final, "steps": self.steps}
 
     def wait_streams(self, client: Client) -> None:
         deadline = time.monotonic() + 120

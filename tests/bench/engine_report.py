@@ -56,8 +56,8 @@ def paced_table(section: Section, kinds: list[str]) -> str:
             " (achieved ≥ 95% of offered and ≤ 1.2 frames per read), with that window's figures; `fell behind at` is the lowest"
             " offered rate at which it did not (the search stops when the two are within 12%). `≥` marks a capacity the server"
             " could not go beyond (server-limited: over 5% of its ticks given up or busy over 90% of the window). Server busy is"
-            " the share of the window the server spent writing and handling events (CPU share is ~100% when it spins for ticks"
-            " under 2 ms); others' CPU is what other processes on the machine used meanwhile, in cores."
+            " the share of the window the server spent writing and handling events (its CPU share nears 100% at ticks of a few"
+            " tens of µs, where it polls for the last 60 µs before each); others' CPU is what other processes on the machine used meanwhile, in cores."
         ),
     ]
     out += [f"- {n}" for n in section.notes]
@@ -68,7 +68,7 @@ def _paced_row(level: int, kind: str, result: dict, eng: Step | None) -> str:
     if "error" in result:
         return f"| {level:,} | {NAMES[kind]} | **FAILED** | | | | | | | | | {result['error'][:120]} | | |"
     best: Step | None = result["best"]
-    final = result["final"]
+    final = result["totals"]
     rss = f"{final['rss_kib'] / MIB:.0f} MiB" if "rss_kib" in final else ""
     failed = f"{result['failed_at']:,.0f}" if result["failed_at"] else "—"
     if best is None:
@@ -103,10 +103,10 @@ def targets_table(section: Section) -> str:
     for regime, table in (("paced", section.paced), ("full speed", section.full)):
         got = table.get((10000, "engine"))
         if got is not None:
-            final = got.get("final", got)
+            final = got.get("totals", got)
             fine = "error" not in final and final["bad"] == 0 and final["ok"] > 0
             rows.append((f"10,000 concurrent streams without error ({regime})", _streams(final), fine))
-    peaks = [r.get("final", r).get("rss_kib") for r in (section.paced.get((1000, "engine")), section.full.get((1000, "engine"))) if r]
+    peaks = [r.get("totals", r).get("rss_kib") for r in (section.paced.get((1000, "engine")), section.full.get((1000, "engine"))) if r]
     peaks = [p for p in peaks if p]
     if peaks:
         rows.append(("engine peak RSS ≤ 150 MiB at 1,000 streams", f"{max(peaks) / MIB:.0f} MiB", max(peaks) <= 150 * MIB))
