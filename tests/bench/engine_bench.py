@@ -291,8 +291,8 @@ class Section:
                 for kind in kinds if self.regimes in ("both", "paced") else []:
                     self.log(f"paced: {kind} at {level:,} streams, searching from {started[kind]:,.0f} frames/s")
                     result = self.paced[(level, kind)] = Search(self, kind, level, started[kind]).run()
-                    if result.get("best"):
-                        started[kind] = result["best"].offered
+                    if result.get("best"):  # the next level starts near it (one stream is a poor guide: no less than 2,000)
+                        started[kind] = max(2_000.0, result["best"].offered)
                 for kind in kinds if self.regimes in ("both", "full") else []:
                     self.measure_full(kind, level)
             self.load_after = loadavg()

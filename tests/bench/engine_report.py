@@ -56,8 +56,8 @@ def paced_table(section: Section, kinds: list[str]) -> str:
             " (achieved ≥ 95% of offered and ≤ 1.2 frames per read), with that window's figures; `fell behind at` is the lowest"
             " offered rate at which it did not (the search stops when the two are within 12%). `≥` marks a capacity the server"
             " could not go beyond (server-limited: over 5% of its ticks given up or busy over 90% of the window). Server busy is"
-            " the share of the window the server spent writing and handling events (its CPU share nears 100% at ticks of a few"
-            " tens of µs, where it polls for the last 60 µs before each); others' CPU is what other processes on the machine used meanwhile, in cores."
+            " the share of the window the server spent writing and handling events (it polls for the last 2 ms before each tick,"
+            " so at ticks under 2 ms its CPU share is 100% by construction); others' CPU is what other processes on the machine used meanwhile, in cores."
         ),
     ]
     out += [f"- {n}" for n in section.notes]

@@ -27,9 +27,10 @@ CLOCK_MONOTONIC, comparable across processes), `busy` (seconds spent writing tic
 events, i.e. not waiting; its share of a window is the server's load whether or not it spins),
 `written` (paced frames written), `ticks`, `skipped`, `late`, `streams` (paced streams open),
 `tick_ms`.
-The last 60 µs before a tick are waited for by polling, so at ticks of a few tens of µs (one
-stream at 10,000+ frames/s) the server's CPU share nears 100% by construction: `busy` is the figure
-to read; `late` is the sum of the ticks' delays past their due times.
+The last 2 ms before a tick are waited for by polling (see SPIN), so at ticks under 2 ms (100
+streams at 50,000 frames/s, one stream at any rate over 500) the server's CPU share is 100% by
+construction: `busy` is the figure to read; `late` is the sum of the ticks' delays past their due
+times.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ from time import perf_counter
 from server import DONE, chunk, frame, prompt_tokens, token_text, usage_frame
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n"
-SPIN = 60e-6  # the last stretch before a tick is waited for by polling (a timed wait wakes ~25 µs late)
+# The last stretch before a tick is waited for by polling epoll: a timed wait ends ~25 µs late on a
+# busy machine, but on an idle VM the vCPU halts and waking it takes up to milliseconds (measured:
+# over 5% of 0.5 ms ticks missed at one stream). Polling keeps the server's core awake.
+SPIN = 0.002
 
 
 def raise_nofile() -> int:
@@ -256,9 +260,9 @@ class Server:
                 pacer.busy += now - start
 
     def poll(self) -> list[tuple[int, int]]:
-        """The events ready now, waiting (if nothing is to be written) until the next tick at most.
-        epoll's timeout counts whole milliseconds, select's microseconds: select waits on the epoll
-        descriptor until SPIN before the tick, then epoll is polled until the tick is due."""
+        """The events ready now, waiting (if nothing is to be written) until the next tick at most:
+        select waits on the epoll descriptor (epoll's own timeout counts whole milliseconds) until
+        SPIN before the tick, then epoll is polled until the tick is due."""
         if self.active:
             return self.ep.poll(0)
         if not self.pacer.streams:
