@@ -4,252 +4,48 @@ httpx.AsyncClient loop, many concurrent streams in one process each.
 
     python tests/bench/bench.py --engine [--quick]      (or this file alone, same flags)
 
-Every client runs in its own process against tests/bench/stream_server.py (another process), at
-concurrency C = 1, 100, 1,000 and 10,000: C workers each send `rounds` requests one after the other
-(keep-alive) so that every level moves at least 200,000 frames (C=1: 1,000 requests in a row).
-Every stream is 200 frames, each frame its own HTTP chunk and its own server write, and its text
-must come out exact. Each client does the same work per frame: split the event stream, decode the
-JSON, keep the text. Figures: frames/s (wall), client CPU µs per frame (getrusage of the client
-process around the run, imports excluded), peak RSS (VmHWM), frames per socket read (every
-client's socket reads counted alike; a client whose reads hold more frames pays less per frame:
-the server writes round-robin, so reads coalesce when a client falls behind), and the server's
-CPU share of one core over the run (near 100% would mean the server, not the client, was measured).
+Every client (tests/bench/engine_clients.py) runs in its own process against
+tests/bench/stream_server.py (another process) at concurrency C = 1, 100, 1,000 and 10,000, every
+stream 200 frames (each its own HTTP chunk), every stream's text checked exact. Two regimes:
+
+- **paced** (the target's regime: every frame in its own socket read): the server writes one frame
+  to every stream per tick of a global clock, and the bench looks for the client's capacity: the
+  highest offered rate (C / tick) it keeps up with, i.e. frames/s ≥ 95% of offered and ≤ 1.2 frames
+  per read, in windows of a few seconds on a client that streams all along (a bisection over tick
+  lengths: double until the client falls behind, then halve the gap until it is within 12%).
+  A step where the server could not keep its own clock (over 5% of ticks skipped, or busy over 90%
+  of the window) is marked server-limited, not counted as the client falling behind.
+- **full speed**: the server writes as fast as it can, round-robin; a client that falls behind
+  reads several frames at once, which makes each frame cheaper for it (frames/read shows it).
+
+Figures: frames/s, client CPU µs per frame (getrusage of the client), frames per read, peak RSS
+(VmHWM), the server's CPU and busy share of a core, the CPU other processes used meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import math
 import os
-import resource
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from engine_clients import MODULES  # noqa: E402
+from engine_report import full_speed_table, paced_table, targets_table  # noqa: E402
+
 KINDS = ("engine", "aiohttp", "httpx", "bytes")
-NAMES = {"engine": "acs engine", "aiohttp": "aiohttp loop", "httpx": "httpx.AsyncClient loop", "bytes": "acs engine, bytes only"}
-MODULES = {"engine": "acs_cli.engine", "aiohttp": "aiohttp", "httpx": "httpx_sse", "bytes": "acs_cli.engine"}
-PROMPT = "Benchmark prompt"
-
-
-# ------------------------------------------------------------------------------- the clients
-
-
-def vm_hwm_kib() -> int:
-    """Peak RSS of this process image (ru_maxrss would include the parent's peak)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
-async def run_engine(base: str, conc: int, rounds: int, frames: int, expected: str, reads: list[int]) -> tuple[int, int]:
-    from acs_cli.consumer import CompletionConsumer
-    from acs_cli.engine import Engine
-    from acs_cli.records import Delta
-
-    class Texts:
-        """A sink that keeps the text (the same work every client does: decode, keep the text)."""
-
-        __slots__ = ("parts",)
-
-        def __init__(self) -> None:
-            self.parts: list[str] = []
-
-        def begin(self) -> None:
-            pass
-
-        def write(self, records: list) -> None:
-            self.parts += [r.text for r in records if type(r) is Delta and r.text]
-
-        def end(self, outcome: object) -> None:
-            pass
-
-    body = request_body(frames)
-    ok = bad = 0
-    async with Engine(base, {"Content-Type": "application/json"}, proxy=None, timeout=600) as engine:
-
-        async def worker() -> None:
-            nonlocal ok, bad
-            for _ in range(rounds):
-                texts = Texts()
-                consumer = CompletionConsumer(sink=texts, keep_times=False)
-                record = await engine.request("POST", "completions", body, consumer)
-                if consumer.verdict(record.error) is None and "".join(texts.parts) == expected:
-                    ok += 1
-                else:
-                    bad += 1
-
-        await asyncio.gather(*(worker() for _ in range(conc)))
-    return ok, bad
-
-
-async def run_bytes(base: str, conc: int, rounds: int, frames: int, expected: str, reads: list[int]) -> tuple[int, int]:
-    """The engine with no parsing at all: each body checked byte for byte against the expected
-    one as it arrives (the HTTP layer's own cost, for reference; no peer does this little)."""
-    from server import expected_body
-
-    from acs_cli.engine import Engine
-
-    body_expected = expected_body(frames, usage=False)
-
-    class Compare:
-        __slots__ = ("pos", "same")
-
-        def __init__(self) -> None:
-            self.pos, self.same = 0, True
-
-        def on_head(self, head: object, now: float) -> None:
-            pass
-
-        def on_data(self, data: bytes, now: float) -> bool:
-            self.same = self.same and body_expected.startswith(data, self.pos)
-            self.pos += len(data)
-            return False
-
-        def on_end(self, now: float) -> None:
-            pass
-
-    body = request_body(frames)
-    ok = bad = 0
-    async with Engine(base, {"Content-Type": "application/json"}, proxy=None, timeout=600) as engine:
-
-        async def worker() -> None:
-            nonlocal ok, bad
-            for _ in range(rounds):
-                consumer = Compare()
-                record = await engine.request("POST", "completions", body, consumer)
-                good = record.error is None and consumer.same and consumer.pos == len(body_expected)
-                ok, bad = (ok + 1, bad) if good else (ok, bad + 1)
-
-        await asyncio.gather(*(worker() for _ in range(conc)))
-    return ok, bad
-
-
-async def peer_workers(one: Callable[[], Awaitable[str]], conc: int, rounds: int, expected: str) -> tuple[int, int]:
-    """A peer's C workers, each sending `rounds` requests one after the other: (exact texts, other
-    outcomes, failures included)."""
-    ok = bad = 0
-
-    async def worker() -> None:
-        nonlocal ok, bad
-        for _ in range(rounds):
-            try:
-                text = await one()
-            except Exception:
-                text = None
-            ok, bad = (ok + 1, bad) if text == expected else (ok, bad + 1)
-
-    await asyncio.gather(*(worker() for _ in range(conc)))
-    return ok, bad
-
-
-async def run_aiohttp(base: str, conc: int, rounds: int, frames: int, expected: str, reads: list[int]) -> tuple[int, int]:
-    import aiohttp
-
-    body = request_body(frames)
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
-
-        async def one() -> str:
-            parts: list[str] = []
-            async with session.post(base + "/completions", data=body, headers={"Content-Type": "application/json"}) as response:
-                async for line in response.content:
-                    if not line.startswith(b"data: "):
-                        continue
-                    data = line[6:].strip()
-                    if data == b"[DONE]":
-                        break
-                    obj = json.loads(data)
-                    if obj["choices"]:
-                        parts.append(obj["choices"][0]["text"])
-            return "".join(parts)
-
-        return await peer_workers(one, conc, rounds, expected)
-
-
-async def run_httpx(base: str, conc: int, rounds: int, frames: int, expected: str, reads: list[int]) -> tuple[int, int]:
-    import httpx
-    from httpx_sse import aconnect_sse
-
-    body = request_body(frames)
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
-
-        async def one() -> str:
-            parts: list[str] = []
-            headers = {"Content-Type": "application/json"}
-            async with aconnect_sse(client, "POST", base + "/completions", content=body, headers=headers) as source:
-                async for event in source.aiter_sse():
-                    if event.data == "[DONE]":
-                        break
-                    obj = json.loads(event.data)
-                    if obj["choices"]:
-                        parts.append(obj["choices"][0]["text"])
-            return "".join(parts)
-
-        return await peer_workers(one, conc, rounds, expected)
-
-
-def count_reads(reads: list[int]) -> None:
-    """Count every socket read that returned data, the same way for every client: asyncio's
-    transports (aiohttp's, anyio's under httpx, the engine's) all read through these methods."""
-    import socket
-
-    recv, recv_into = socket.socket.recv, socket.socket.recv_into
-
-    def counted_recv(self: socket.socket, size: int, *flags: int) -> bytes:
-        data = recv(self, size, *flags)
-        reads[0] += bool(data)
-        return data
-
-    def counted_recv_into(self: socket.socket, buffer: memoryview, *args: int) -> int:
-        n = recv_into(self, buffer, *args)
-        reads[0] += bool(n)
-        return n
-
-    socket.socket.recv = counted_recv  # type: ignore[method-assign]
-    socket.socket.recv_into = counted_recv_into  # type: ignore[method-assign]
-
-
-def request_body(frames: int) -> bytes:
-    return json.dumps({"model": "bench", "prompt": PROMPT, "max_tokens": frames, "stream": True}).encode()
-
-
-def client_main(kind: str, base: str, conc: int, rounds: int, frames: int) -> None:
-    from server import expected_text
-    from stream_server import raise_nofile
-
-    raise_nofile()
-    __import__(MODULES[kind])  # imports before the clock starts
-    runner = {"engine": run_engine, "aiohttp": run_aiohttp, "httpx": run_httpx, "bytes": run_bytes}[kind]
-    expected = expected_text(frames).decode()
-    reads = [0]
-    count_reads(reads)
-    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    loop_factory = None
-    if os.environ.get("ACS_BENCH_LOOP") == "uvloop":  # the event loop the `fast` extra brings
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    if kind in ("engine", "bytes") and loop_factory is None:
-        from acs_cli.engine import run as engine_run  # acs's own way to run the engine
-
-        ok, bad = engine_run(runner(base, conc, rounds, frames, expected, reads))
-    else:
-        with asyncio.Runner(loop_factory=loop_factory) as runner_loop:
-            ok, bad = runner_loop.run(runner(base, conc, rounds, frames, expected, reads))
-    t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    print(json.dumps({"ok": ok, "bad": bad, "frames": ok * frames, "wall": t1 - t0, "cpu": cpu, "reads": reads[0], "rss_kib": vm_hwm_kib()}))
-
-
-# ------------------------------------------------------------------------------- the section
+FRAMES = 200
+KEEP_UP = 0.95  # achieved ÷ offered frames/s at or above which a client kept up
+MAX_FPR = 1.2  # frames per read above which a client fell behind (its reads coalesce)
+PRECISION = 1.12  # the search stops when the failing rate is within this factor of the passing one
 
 
 def loadavg() -> str:
@@ -259,144 +55,296 @@ def loadavg() -> str:
         return "unknown"
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class StreamServer:
+    """tests/bench/stream_server.py in its own process."""
+
+    def __init__(self, env: dict) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "stream_server.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=HERE, env=env)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.base = f"http://127.0.0.1:{self.port}/v1"
+
+    def _call(self, path: str, body: bytes | None = None) -> dict:
+        with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body), timeout=60) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict:
+        return self._call("/stats")
+
+    def set_tick(self, ms: float) -> dict:
+        return self._call("/tick", json.dumps({"ms": ms}).encode())
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+class Client:
+    """One client process (tests/bench/engine_clients.py)."""
+
+    def __init__(self, kind: str, base: str, conc: int, rounds: int | None, env: dict) -> None:
+        argv = [sys.executable, str(HERE / "engine_clients.py"), kind, base, str(conc), str(FRAMES), "paced" if rounds is None else str(rounds)]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=HERE, env=env)
+
+    def sample(self) -> dict:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(b"s")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the client died: {self.error()}")
+        return json.loads(line)
+
+    def final(self, timeout: float) -> dict:
+        """Stop the workers (after their current stream) and read the last line."""
+        try:
+            out, err = self.proc.communicate(b"q", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            return {"error": f"timed out after {timeout:.0f} s"}
+        lines = [json.loads(x) for x in out.splitlines() if x.startswith(b"{")]
+        if self.proc.returncode != 0 or not lines or not lines[-1].get("final"):
+            return {"error": err.decode(errors="replace")[-300:] or f"exit status {self.proc.returncode}"}
+        return lines[-1]
+
+    def error(self) -> str:
+        self.proc.kill()
+        _, err = self.proc.communicate()
+        return err.decode(errors="replace")[-300:]
+
+
+@dataclass
+class Step:
+    """One window at one offered rate."""
+
+    offered: float  # C / tick, frames/s
+    achieved: float  # the client's frames/s over the window
+    slack: float  # one tick's frames over the window: where the window's ends fall in a tick's burst
+    fpr: float  # frames per socket read
+    cpu_us: float  # client CPU µs per frame
+    client_share: float  # client CPU over the window's wall time
+    server_busy: float  # share of the window the server spent writing and handling events
+    server_cpu: float
+    skipped: float  # share of the server's ticks given up
+    foreign: float  # CPU other processes used, share of one core
+    bad: int  # streams whose text was not exact, in the window
+
+    @property
+    def server_limited(self) -> bool:
+        return self.skipped > 0.05 or self.server_busy > 0.9
+
+    @property
+    def kept_up(self) -> bool:
+        return self.achieved + self.slack >= KEEP_UP * self.offered and self.fpr <= MAX_FPR and self.bad == 0 and not self.server_limited
+
+    def verdict(self) -> str:
+        if self.server_limited:
+            return "server-limited"
+        return "kept up" if self.kept_up else "fell behind"
+
+
+class Search:
+    """The capacity of one client at one concurrency in the paced regime."""
+
+    def __init__(self, section: Section, kind: str, level: int, start: float) -> None:
+        self.s, self.kind, self.level, self.start = section, kind, level, start
+        self.steps: list[Step] = []
+        self.behind = 0.0  # the rate of the last window if the client fell behind in it
+
+    def run(self) -> dict:
+        server = self.s.server
+        server.set_tick(1000 * self.level / self.start)
+        base_written = server.stats()["written"]
+        client = Client(self.kind, server.base, self.level, None, self.s.env)
+        try:
+            self.wait_streams(client)
+            best, failed_at = self.bisect(client, base_written)
+        except RuntimeError as exc:
+            return {"error": str(exc)}
+        finally:
+            server.set_tick(0)  # the streams in flight end at full speed
+        final = client.final(timeout=600)
+        self.s.wait_idle()
+        return {"best": best, "failed_at": failed_at, "totals": final, "steps": self.steps}
+
+    def wait_streams(self, client: Client) -> None:
+        deadline = time.monotonic() + 120
+        while self.s.server.stats()["streams"] < 0.9 * self.level:
+            if client.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the client did not open its streams: {client.error()}")
+            time.sleep(0.2)
+
+    def bisect(self, client: Client, base_written: int) -> tuple[Step | None, float | None]:
+        best: Step | None = None
+        failed_at: float | None = None
+        rate = self.start
+        budget = time.monotonic() + self.s.budget
+        while len(self.steps) < 10 and time.monotonic() < budget:
+            step = self.step(client, rate, base_written)
+            if not step.kept_up and step.foreign > 0.15:  # other processes took the CPU: once more
+                step = self.step(client, rate, base_written)
+            self.steps.append(step)
+            self.s.log(
+                f"    {self.kind} at {self.level:,}: offered {rate:,.0f}/s -> {step.achieved:,.0f}/s, {step.fpr:.2f} frames/read, "
+                f"{step.cpu_us:.1f} µs/frame, server busy {step.server_busy:.0%}, others {step.foreign:.0%}: {step.verdict()}"
+            )
+            if step.kept_up:
+                best = step if best is None or step.offered > best.offered else best
+            else:
+                failed_at = rate if failed_at is None else min(failed_at, rate)
+            if best and failed_at and failed_at / best.offered <= PRECISION:
+                break
+            if failed_at is None:
+                rate *= 2
+            elif best is None:
+                rate /= 2
+                if rate < 20:
+                    break
+            else:
+                rate = math.sqrt(best.offered * failed_at)
+        return best, failed_at
+
+    def lag(self, client: Client, base_written: int) -> int:
+        """Frames written but not yet parsed by the client: at most one tick's (C) when it keeps up."""
+        return (self.s.server.stats()["written"] - base_written) - client.sample()["frames"]
+
+    def drain(self, client: Client, rate: float, base_written: int) -> None:
+        """After a step the client fell behind in, let it catch up at a quarter of that rate
+        (a backlog would make the next window's reads coalesce)."""
+        tick = 4 * self.level / rate
+        self.s.server.set_tick(1000 * tick)
+        deadline = time.monotonic() + min(60.0, max(20.0, 20 * tick))
+        while self.lag(client, base_written) > 1.5 * self.level + 50 and time.monotonic() < deadline:
+            time.sleep(max(0.1, tick))
+
+    def step(self, client: Client, rate: float, base_written: int) -> Step:
+        server, tick = self.s.server, self.level / rate
+        if self.behind:
+            self.drain(client, self.behind, base_written)
+        server.set_tick(1000 * tick)
+        time.sleep(min(10.0, max(0.5, 5 * tick)))
+        settled = time.monotonic() + min(30.0, max(10.0, 50 * tick))
+        while self.lag(client, base_written) > 1.5 * self.level + 50 and time.monotonic() < settled:
+            time.sleep(max(0.1, tick))  # still behind when it gives up: the window will say so
+        c0, s0, m0, b0 = client.sample(), server.stats(), machine_busy(), own_cpu()
+        time.sleep(min(30.0, max(2.0, 20 * tick)))
+        c1, s1, m1, b1 = client.sample(), server.stats(), machine_busy(), own_cpu()
+        wall, swall = c1["t"] - c0["t"], s1["t"] - s0["t"]
+        frames, cpu, server_cpu = c1["frames"] - c0["frames"], c1["cpu"] - c0["cpu"], s1["cpu"] - s0["cpu"]
+        step = Step(
+            offered=rate,
+            achieved=frames / wall,
+            slack=self.level / wall,
+            fpr=frames / max(1, c1["reads"] - c0["reads"]),
+            cpu_us=1e6 * cpu / max(1, frames),
+            client_share=cpu / wall,
+            server_busy=(s1["busy"] - s0["busy"]) / swall,
+            server_cpu=server_cpu / swall,
+            skipped=(s1["skipped"] - s0["skipped"]) / max(1.0, swall / tick),
+            foreign=max(0.0, (m1 - m0) - cpu - server_cpu - (b1 - b0)) / swall,
+            bad=c1["bad"] - c0["bad"],
+        )
+        self.behind = 0.0 if step.kept_up else rate
+        return step
+
+
 class Section:
-    def __init__(self, quick: bool, levels: list[int] | None = None) -> None:
+    def __init__(self, quick: bool, levels: list[int] | None = None, kinds: list[str] | None = None, regimes: str = "both") -> None:
         self.quick = quick
-        self.frames = 200
         self.levels = levels or ([1, 100, 1000] if quick else [1, 100, 1000, 10000])
-        self.floor = 20_000 if quick else 200_000  # frames per level (at least)
-        self.results: dict[tuple[int, str], dict] = {}
+        self.wanted = kinds or list(KINDS)
+        self.regimes = regimes
+        self.floor = 20_000 if quick else 200_000  # frames per level at full speed (at least)
+        self.budget = 60.0 if quick else 150.0  # seconds of search per client and level (then the best so far)
+        self.paced: dict[tuple[int, str], dict] = {}
+        self.full: dict[tuple[int, str], dict] = {}
         self.notes: list[str] = []
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    def server_cpu(self) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=30) as response:
-            return float(json.loads(response.read())["cpu"])
-
     def run(self) -> str:
         env = {**os.environ, "PYTHONPATH": str(HERE.parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         env.pop("NO_COLOR", None)
         self.env = {k: v for k, v in env.items() if not k.upper().endswith("_PROXY")}
-        server = subprocess.Popen([sys.executable, str(HERE / "stream_server.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=HERE, env=self.env)
+        if os.environ.get("ACS_BENCH_LOOP") == "uvloop":
+            self.notes.append("ACS_BENCH_LOOP=uvloop: the engine rows ran on uvloop (the peers on asyncio's loop)")
+        self.server = StreamServer(self.env)
         try:
-            assert server.stdout is not None
-            self.port = int(server.stdout.readline())
-            kinds = [k for k in KINDS if self.importable(k)]
+            kinds = [k for k in self.wanted if self.importable(k)]
             self.load_before = loadavg()
+            started = {k: 5_000.0 for k in kinds}
             for level in self.levels:
-                for kind in kinds:
-                    self.measure(kind, level)
+                for kind in kinds if self.regimes in ("both", "paced") else []:
+                    self.log(f"paced: {kind} at {level:,} streams, searching from {started[kind]:,.0f} frames/s")
+                    result = self.paced[(level, kind)] = Search(self, kind, level, started[kind]).run()
+                    if result.get("best"):  # the next level starts near it (one stream is a poor guide: no less than 2,000)
+                        started[kind] = max(2_000.0, result["best"].offered)
+                for kind in kinds if self.regimes in ("both", "full") else []:
+                    self.measure_full(kind, level)
             self.load_after = loadavg()
         finally:
-            if server.stdin:
-                server.stdin.close()
-            server.wait(10)
-        return self.table(kinds)
+            self.server.close()
+        out = []
+        if self.paced:
+            out += [paced_table(self, kinds), targets_table(self)]
+        if self.full:
+            out.append(full_speed_table(self, kinds))
+        return "\n".join(out)
 
     def importable(self, kind: str) -> bool:
         found = subprocess.run([sys.executable, "-c", f"import {MODULES[kind]}"], env=self.env, capture_output=True, check=False).returncode == 0
         if not found:
-            self.notes.append(f"{NAMES[kind]} skipped: {MODULES[kind]} is not importable by {sys.executable}")
+            self.notes.append(f"{kind} skipped: {MODULES[kind]} is not importable by {sys.executable}")
         return found
 
-    def measure(self, kind: str, level: int) -> None:
-        rounds = max(1, self.floor // (level * self.frames))
-        base = f"http://127.0.0.1:{self.port}/v1"
-        argv = [sys.executable, str(HERE / "engine_bench.py"), "--client", kind, base, str(level), str(rounds), str(self.frames)]
-        before = self.server_cpu()
-        started = time.perf_counter()
-        try:
-            out = subprocess.run(argv, env=self.env, cwd=HERE, capture_output=True, timeout=900, check=False)
-            result = json.loads(out.stdout.splitlines()[-1]) if out.returncode == 0 else {"error": out.stderr.decode()[-300:]}
-        except subprocess.TimeoutExpired:
-            result = {"error": "timed out after 900 s"}
-        except (ValueError, IndexError):
-            result = {"error": f"no result: {out.stderr.decode()[-300:]}"}
-        wall = time.perf_counter() - started
-        result["server_share"] = (self.server_cpu() - before) / wall
+    def wait_idle(self) -> None:
+        """Until the server has no paced stream left (the last client's streams have ended)."""
+        deadline = time.monotonic() + 60
+        while self.server.stats()["streams"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def measure_full(self, kind: str, level: int) -> None:
+        rounds = max(1, self.floor // (level * FRAMES))
+        before, started = self.server.stats()["cpu"], time.perf_counter()
+        result = Client(kind, self.server.base, level, rounds, self.env).final(timeout=900)
+        result["server_share"] = (self.server.stats()["cpu"] - before) / (time.perf_counter() - started)
         result["streams"] = level * rounds
-        self.results[(level, kind)] = result
+        if "error" not in result:
+            result["frames"] = result["ok"] * FRAMES
+        self.full[(level, kind)] = result
         if "error" in result:
-            self.log(f"  {NAMES[kind]} at {level}: FAILED ({result['error']})")
+            self.log(f"  full speed: {kind} at {level}: FAILED ({result['error']})")
         else:
             self.log(
-                f"  {NAMES[kind]} at {level:,} x {rounds}: {result['frames'] / result['wall']:,.0f} frames/s, "
+                f"  full speed: {kind} at {level:,} x {rounds}: {result['frames'] / result['wall']:,.0f} frames/s, "
                 f"{1e6 * result['cpu'] / max(1, result['frames']):.1f} µs CPU/frame, {result['bad']} bad"
             )
-
-    def table(self, kinds: list[str]) -> str:
-        out = [
-            "",
-            f"### Engine: concurrent streams in one process ({self.frames} frames each, one chunk and one write per frame)",
-            "",
-            (
-                "| concurrency | client | streams | frames/s | client CPU µs/frame | client CPU share | frames/read | peak RSS "
-                "| server CPU | engine ÷ client: frames/s | : CPU/frame | target | result |"
-            ),
-            "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|",
-        ]
-        for level in self.levels:
-            eng = self.results.get((level, "engine"), {})
-            for kind in kinds:
-                r = self.results.get((level, kind), {})
-                out.append(self.row(level, kind, r, eng))
-        out += [
-            "",
-            f"Load average before {self.load_before}, after {self.load_after} (2 cores, shared: rerun if it was high).",
-            (
-                "Server CPU is the stream server's share of one core over the client's run; well under 100% means the"
-                " server kept up and the client was measured. frames/read above 1 means the client fell behind and its"
-                " reads coalesced frames, which lowers its cost per frame (an advantage to the slower clients)."
-                " Client CPU share below 100% with the server idle too means other processes had the cores: frames/s"
-                " then understates every client and CPU µs/frame is the steadier comparison (engine ÷ client: CPU/frame"
-                " is the client's CPU per frame over the engine's). `acs engine, bytes only` checks each body byte for"
-                " byte without parsing it: the HTTP layer's own cost."
-            ),
-        ]
-        out += [f"- {n}" for n in self.notes]
-        return "\n".join(out)
-
-    def row(self, level: int, kind: str, r: dict, eng: dict) -> str:
-        if "error" in r or not r:
-            return f"| {level:,} | {NAMES[kind]} | | FAILED | | | | | | | | | **FAIL** {r.get('error', 'not run')[:120]} |"
-        fps = r["frames"] / r["wall"] if r["wall"] else 0.0
-        per = r["cpu"] / max(1, r["frames"])
-        cells = [f"{level:,}", NAMES[kind], f"{r['streams']:,}", f"{fps:,.0f}", f"{1e6 * per:.1f}", f"{100 * r['cpu'] / r['wall']:.0f}%",
-                 f"{r['frames'] / max(1, r['reads']):.1f}", f"{r['rss_kib'] / 1024:.0f} MiB", f"{100 * r['server_share']:.0f}%"]
-        target, verdict = "", ""
-        if kind in ("bytes", "engine"):
-            checks = [("no failed stream", r["bad"] == 0)]
-            if level == 1000 and kind == "engine":
-                checks += [("≥ 20,000 frames/s", fps >= 20_000), ("RSS ≤ 150 MiB", r["rss_kib"] <= 150 * 1024)]
-            cells += ["", ""]
-        else:
-            good = eng.get("wall") and "error" not in eng and eng["frames"]
-            efps = eng["frames"] / eng["wall"] if good else 0.0
-            eper = eng["cpu"] / eng["frames"] if good else 0.0
-            cells += [f"{efps / fps:.1f}" if fps and efps else "", f"{per / eper:.1f}" if eper else ""]
-            need = 3 if kind == "aiohttp" else 10
-            checks = [(f"engine ≥ {need} ×", bool(fps) and efps >= need * fps)] if level == 1000 else []
-        if checks:
-            target = "; ".join(name for name, _ in checks)
-            verdict = "PASS" if all(ok for _, ok in checks) else "**FAIL**"
-        return "| " + " | ".join(cells + [target, verdict]) + " |"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="levels 1, 100, 1,000 and 20,000 frames a level")
+    p.add_argument("--quick", action="store_true", help="levels 1, 100, 1,000 and 20,000 frames a level at full speed")
     p.add_argument("--levels", help="comma-separated concurrency levels [default 1,100,1000,10000]")
-    p.add_argument("--client", nargs=5, metavar=("KIND", "BASE", "C", "ROUNDS", "FRAMES"), help=argparse.SUPPRESS)
+    p.add_argument("--kinds", help=f"comma-separated clients [default {','.join(KINDS)}]")
+    p.add_argument("--regime", choices=("both", "paced", "full"), default="both", help="which tables [default both]")
     args = p.parse_args()
-    sys.path.insert(0, str(HERE))
-    if args.client:
-        kind, base, conc, rounds, frames = args.client
-        client_main(kind, base, int(conc), int(rounds), int(frames))
-        return 0
     levels = [int(x) for x in args.levels.split(",")] if args.levels else None
-    print(Section(args.quick, levels).run(), flush=True)
+    kinds = args.kinds.split(",") if args.kinds else None
+    print(Section(args.quick, levels, kinds, args.regime).run(), flush=True)
     return 0
 
 
