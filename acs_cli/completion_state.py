@@ -132,12 +132,13 @@ class CompletionState:
             if event_type != "message":
                 self._named_event(event_type, data, records)
                 continue
-            if data[:1] in " \t\n" and not data.strip():
-                continue
-            if data[:6] == "[DONE]" or data.lstrip()[:6] == "[DONE]":
-                self.done = True
-                records.append(Done())
-                break
+            if data[:1] != "{":  # not the usual frame: blank, [DONE] (leading space allowed) or other
+                if not data.strip():
+                    continue
+                if data.lstrip()[:6] == "[DONE]":
+                    self.done = True
+                    records.append(Done())
+                    break
             try:
                 frame = parse_json(data)
             except ValueError as exc:
