@@ -22,7 +22,8 @@ class StreamConsumer(Protocol):
     """What a request's body goes to. on_head: every final head (error statuses too); on_data: the
     body of a 2xx answer, content-decoded, one call per read, True to stop (the rest is read and
     dropped so the connection can be reused); on_end: once, after on_head, however the request
-    ended (the record says how). `now` is time.perf_counter() at the read."""
+    ended (the record says how). `now` is when the read arrived, on time.perf_counter()'s clock
+    (Engine.read_time)."""
 
     def on_head(self, head: http1.Head, now: float) -> None: ...
 
@@ -124,7 +125,7 @@ class Connection(asyncio.BufferedProtocol):
         if ex is None:
             self.reusable = False  # bytes nobody asked for: this connection is not trusted again
             return
-        now = perf_counter()
+        now = self.engine.read_time()
         try:
             framing = ex.framing
             if framing is None:

@@ -467,3 +467,67 @@ def test_https_through_an_http_proxy_uses_a_connect_tunnel(https_streams) -> Non
         assert [r.error for r in records] == [None] * 3
         assert [c.texts for c in consumers] == [[frame_text(k, i) for i in range(10)] for k in range(3)]
         assert proxy.asked and all(line == b"CONNECT 127.0.0.1:%d HTTP/1.1" % https_streams.port for line in proxy.asked)
+
+
+class Arrivals:
+    """Notes the time the engine gives each read; the first read of all holds the loop 0.3 s, as a
+    busy client would, while the other stream's bytes are already waiting."""
+
+    held = False
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_head(self, head: http1.Head, now: float) -> None:
+        self.times.append(now)
+        if not Arrivals.held:
+            Arrivals.held = True
+            time.sleep(0.3)
+
+    def on_data(self, data: bytes, now: float) -> bool:
+        return False
+
+    def on_end(self, now: float) -> None:
+        pass
+
+
+def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came() -> None:
+    """Two answers reach the client while its loop is busy, so one wait for events reports both;
+    the one handled second waits 0.3 s behind the first and still gets the same time."""
+    body = b'data: {"choices":[{"index":0,"text":"x"}]}\n\n'
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conns = [listener.accept()[0] for _ in range(2)]
+            for conn in conns:
+                conn.recv(65536)
+            time.sleep(0.1)  # the client's loop is blocked by now (below)
+            for conn in conns:
+                conn.sendall(answer)
+            time.sleep(1)
+            for conn in conns:
+                conn.close()
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+
+        async def go() -> tuple[list[RequestRecord], float]:
+            async with Engine(f"http://127.0.0.1:{port}/v1", proxy=None) as engine:
+                sent = asyncio.gather(*(engine.request("POST", "completions", b"{}", consumer) for consumer in consumers))
+                await asyncio.sleep(0.05)  # both requests are out
+                time.sleep(0.4)  # a busy loop: both answers arrive meanwhile
+                records = await sent
+                return list(records), time.perf_counter()
+
+        from acs_cli.engine import run as engine_run
+
+        consumers = [Arrivals(), Arrivals()]
+        Arrivals.held = False
+        records, after = engine_run(go())
+        server.join(5)
+    first, second = sorted(t for c in consumers for t in c.times)
+    assert all(r.error is None for r in records)
+    assert second - first < 0.1, "the second answer was stamped when its turn came, not when it arrived"
+    assert all(r.headers is not None and r.headers <= after for r in records)
