@@ -499,10 +499,13 @@ def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
 
+        asked = threading.Event()
+
         def serve() -> None:
             conns = [listener.accept()[0] for _ in range(2)]
             for conn in conns:
                 conn.recv(65536)
+            asked.set()
             time.sleep(0.1)  # the client's loop is blocked by now (below)
             for conn in conns:
                 conn.sendall(answer)
@@ -516,7 +519,8 @@ def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came() -> None:
         async def go() -> tuple[list[RequestRecord], float]:
             async with Engine(f"http://127.0.0.1:{port}/v1", proxy=None) as engine:
                 sent = asyncio.gather(*(engine.request("POST", "completions", b"{}", consumer) for consumer in consumers))
-                await asyncio.sleep(0.05)  # both requests are out
+                while not asked.is_set():  # both requests are out
+                    await asyncio.sleep(0.005)
                 time.sleep(0.4)  # a busy loop: both answers arrive meanwhile
                 records = await sent
                 return list(records), time.perf_counter()
