@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acs_cli.errors import AcsError, IncompleteStream, ProtocolError, StreamError
-from acs_cli.outcome import token_count
-from acs_cli.records import Delta, Done, Finish, Record, StreamFailure, Usage
+from acs_cli.records import Delta, Done, Finish, Record, StreamFailure, Usage, token_count
 from acs_cli.text import shorten
 
 _loads = json.loads

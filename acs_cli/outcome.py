@@ -8,15 +8,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from acs_cli.errors import AcsError, ExitStatus
+from acs_cli.records import token_count
 
 if TYPE_CHECKING:
     from acs_cli.completion_state import CompletionState
 
-
-def token_count(value: Any) -> int | None:
-    """A token count the server reported, or None when it is not one (a bool, a float, a string,
-    a negative number, or one too large to be a count: past 2**63 it could not even be divided)."""
-    return value if type(value) is int and 0 <= value < 1 << 63 else None
 
 # the signals that end a run the way Ctrl-C does, and what --json calls them
 SIGNAL_NAMES = {

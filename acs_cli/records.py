@@ -38,6 +38,12 @@ class Usage:
     usage: dict[str, Any]
 
 
+def token_count(value: Any) -> int | None:
+    """A token count the server reported, or None when it is not one (a bool, a float, a string,
+    a negative number, or one too large to be a count: past 2**63 it could not even be divided)."""
+    return value if type(value) is int and 0 <= value < 1 << 63 else None
+
+
 @dataclass(slots=True)
 class Done:
     """`data: [DONE]`: the server says the stream is over."""

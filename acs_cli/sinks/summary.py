@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from acs_cli.outcome import token_count
-from acs_cli.records import Delta
+from acs_cli.records import Delta, token_count
 from acs_cli.text import make_visible, shorten
 
 if TYPE_CHECKING:
