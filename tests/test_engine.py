@@ -168,9 +168,10 @@ async def _many(base: str, n: int, frames: int, **kw) -> tuple[list[RequestRecor
     return list(records), consumers, engine
 
 
+@pytest.mark.parametrize("kernel_times", [False, True])
 @pytest.mark.parametrize("n", [1, 100, 1000])
-def test_concurrent_streams_arrive_exact(streams: StreamServer, n: int) -> None:
-    records, consumers, _ = run(_many(streams.base_url, n, 20))
+def test_concurrent_streams_arrive_exact(streams: StreamServer, n: int, kernel_times: bool) -> None:
+    records, consumers, _ = run(_many(streams.base_url, n, 20, kernel_times=kernel_times))
     for k, (record, consumer) in enumerate(zip(records, consumers)):
         assert record.error is None, record.error
         assert record.status == 200 and consumer.done and consumer.ended == 1
@@ -259,9 +260,10 @@ def test_http_errors_are_typed_records(streams: StreamServer, mode: str, status:
         assert "http://elsewhere/v1" in (record.error.hint or "")
 
 
-def test_connection_refused_is_a_connect_error() -> None:
+@pytest.mark.parametrize("kernel_times", [False, True])
+def test_connection_refused_is_a_connect_error(kernel_times: bool) -> None:
     async def go() -> RequestRecord:
-        async with Engine(f"http://127.0.0.1:{closed_port()}/v1", proxy=None) as engine:
+        async with Engine(f"http://127.0.0.1:{closed_port()}/v1", proxy=None, kernel_times=kernel_times) as engine:
             return await engine.request("GET", "models")
 
     record = run(go())
@@ -449,8 +451,9 @@ def _https(base: str, n: int = 3, **kw) -> tuple[list[RequestRecord], list[TextC
     return run(go()), consumers
 
 
-def test_https_streams_with_the_ca_from_ssl_cert_file(https_streams) -> None:
-    records, consumers = _https(https_streams.base_url, proxy=None)
+@pytest.mark.parametrize("kernel_times", [False, True])
+def test_https_streams_with_the_ca_from_ssl_cert_file(https_streams, kernel_times: bool) -> None:
+    records, consumers = _https(https_streams.base_url, proxy=None, kernel_times=kernel_times)
     assert [r.error for r in records] == [None] * 3
     assert [c.texts for c in consumers] == [[frame_text(k, i) for i in range(10)] for k in range(3)]
 
@@ -461,9 +464,10 @@ def test_an_untrusted_certificate_is_a_connect_error(https_streams, monkeypatch:
     assert isinstance(records[0].error, ConnectError) and "TLS" in records[0].error.message
 
 
-def test_https_through_an_http_proxy_uses_a_connect_tunnel(https_streams) -> None:
+@pytest.mark.parametrize("kernel_times", [False, True])
+def test_https_through_an_http_proxy_uses_a_connect_tunnel(https_streams, kernel_times: bool) -> None:
     with ConnectProxy() as proxy:
-        records, consumers = _https(https_streams.base_url, proxy=f"http://127.0.0.1:{proxy.port}")
+        records, consumers = _https(https_streams.base_url, proxy=f"http://127.0.0.1:{proxy.port}", kernel_times=kernel_times)
         assert [r.error for r in records] == [None] * 3
         assert [c.texts for c in consumers] == [[frame_text(k, i) for i in range(10)] for k in range(3)]
         assert proxy.asked and all(line == b"CONNECT 127.0.0.1:%d HTTP/1.1" % https_streams.port for line in proxy.asked)
@@ -491,9 +495,11 @@ class Arrivals:
         pass
 
 
-def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came() -> None:
+@pytest.mark.parametrize("kernel_times", [False, True])
+def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came(kernel_times: bool) -> None:
     """Two answers reach the client while its loop is busy, so one wait for events reports both;
-    the one handled second waits 0.3 s behind the first and still gets the same time."""
+    the one handled second waits 0.3 s behind the first and still gets the same time. With
+    kernel_times that time is when the kernel received them, inside the busy stretch."""
     body = b'data: {"choices":[{"index":0,"text":"x"}]}\n\n'
     answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -516,12 +522,16 @@ def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came() -> None:
         server = threading.Thread(target=serve, daemon=True)
         server.start()
 
+        busy_until: list[float] = []
+
         async def go() -> tuple[list[RequestRecord], float]:
-            async with Engine(f"http://127.0.0.1:{port}/v1", proxy=None) as engine:
+            async with Engine(f"http://127.0.0.1:{port}/v1", proxy=None, kernel_times=kernel_times) as engine:
                 sent = asyncio.gather(*(engine.request("POST", "completions", b"{}", consumer) for consumer in consumers))
                 while not asked.is_set():  # both requests are out
                     await asyncio.sleep(0.005)
+                busy = time.perf_counter()
                 time.sleep(0.4)  # a busy loop: both answers arrive meanwhile
+                busy_until.extend([busy, time.perf_counter()])
                 records = await sent
                 return list(records), time.perf_counter()
 
@@ -535,3 +545,8 @@ def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came() -> None:
     assert all(r.error is None for r in records)
     assert second - first < 0.1, "the second answer was stamped when its turn came, not when it arrived"
     assert all(r.headers is not None and r.headers <= after for r in records)
+    start, end = busy_until
+    if kernel_times:
+        assert start < first <= second < end, "kernel times fall inside the busy stretch the answers came in"
+    else:
+        assert end <= first, "the loop learned of the answers when the busy stretch ended"

@@ -122,7 +122,7 @@ class Worker:
         plan = self.plan
         raise_open_files()
         with self._signals():
-            async with Engine(plan.base_url, plan.headers, timeout=plan.timeout) as self.engine:
+            async with Engine(plan.base_url, plan.headers, timeout=plan.timeout, kernel_times=True) as self.engine:
                 if plan.warmup:
                     await self._closed(self._warmup_indices(), self._warmup_slots(), None, keep=False)
                 if self.before_start is not None:
