@@ -13,8 +13,10 @@ examples of the same property.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,7 +42,8 @@ from acs_cli.settings import (
 )
 from tests.helpers import REPO_ROOT
 
-_WORK = Path(tempfile.mkdtemp(prefix="acs-settings-"))
+_WORK = Path(tempfile.mkdtemp(prefix="acs-settings-"))  # module-level: strategies below draw these paths
+atexit.register(shutil.rmtree, _WORK, True)
 _CONFIG = _WORK / "config.toml"
 KEY_FILE = _WORK / "key.txt"
 KEY_FILE.write_text("sk-from-key-file-0001\n")
