@@ -188,6 +188,54 @@ class LoopbackListener:
         self.close()
 
 
+def read_request(conn: socket.socket) -> bytes:
+    """The whole request (head and its Content-Length body), so closing sends FIN, not RST."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = conn.recv(65536)
+        if not more:
+            return data
+        data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        more = conn.recv(65536)
+        if not more:
+            break
+        body += more
+    return data
+
+
+class ExactAnswers(LoopbackListener):
+    """Answers every connection with `parts`, exact bytes, `pause` seconds apart, after reading the
+    whole request (whole=False: one read, for a TLS hello, which has no head); then waits `linger`
+    seconds and closes. Counts the connections (`accepted`)."""
+
+    threaded = True
+
+    def __init__(self, *parts: bytes, pause: float = 0.0, whole: bool = True, linger: float = 0.0) -> None:
+        self.parts = parts
+        self.pause = pause
+        self.whole = whole
+        self.linger = linger
+        self.accepted = 0
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        self.accepted += 1
+        with conn:
+            conn.settimeout(10)
+            try:
+                read_request(conn) if self.whole else conn.recv(65536)
+                for i, part in enumerate(self.parts):
+                    if i:
+                        time.sleep(self.pause)
+                    conn.sendall(part)
+                time.sleep(self.linger)
+            except OSError:
+                pass
+
+
 class ClosingListener(LoopbackListener):
     """A loopback TCP listener that accepts each connection and closes it at once, before any
     answer (what a crashing server or a resetting proxy looks like). Counts the connections."""

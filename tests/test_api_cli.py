@@ -4,14 +4,11 @@ wants credentials), names that do not resolve, retries said on the spinner or on
 
 from __future__ import annotations
 
-import socket
-import time
-
 import pytest
 
 from acs_cli.outcome import Outcome
 from acs_cli.sinks.summary import usage_line
-from tests.cliutil import KEY, LoopbackListener, assert_failure, closed_port, env_for, text_reply
+from tests.cliutil import KEY, ExactAnswers, assert_failure, closed_port, env_for, text_reply
 from tests.helpers import run_acs
 from tests.sse_server import Reply, ScriptedServer
 
@@ -19,46 +16,8 @@ NOWHERE = "acs-test.invalid"  # RFC 2606: never resolves
 FRAME = b'data: {"choices":[{"index":0,"text":"Hello"}]}\n\n'
 
 
-def read_request(conn: socket.socket) -> bytes:
-    """The whole request (head and its Content-Length body), so closing sends FIN, not RST."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = conn.recv(65536)
-        if not more:
-            return data
-        data += more
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        more = conn.recv(65536)
-        if not more:
-            break
-        body += more
-    return data
 
 
-class Scripted(LoopbackListener):
-    """Answers every connection with `parts`, a pause between them, then closes; counts them."""
-
-    def __init__(self, *parts: bytes, pause: float = 0.2, whole: bool = True) -> None:
-        self.parts = parts
-        self.pause = pause
-        self.whole = whole  # read the whole HTTP request first; False: one read (a TLS hello has no head)
-        self.accepted = 0
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        self.accepted += 1
-        with conn:
-            conn.settimeout(5)
-            try:
-                read_request(conn) if self.whole else conn.recv(65536)
-                for i, part in enumerate(self.parts):
-                    if i:
-                        time.sleep(self.pause)
-                    conn.sendall(part)
-            except OSError:
-                pass
 
 
 CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -73,7 +32,7 @@ def env_at(base: str, **extra: str | None) -> dict[str, str | None]:
 
 
 def test_a_chunk_framing_broken_mid_stream_is_a_protocol_error() -> None:
-    with Scripted(CHUNKED_HEAD + FIRST_CHUNK, b"zz\r\nnot a chunk\r\n") as srv:
+    with ExactAnswers(CHUNKED_HEAD + FIRST_CHUNK, b"zz\r\nnot a chunk\r\n", pause=0.2) as srv:
         r = run_acs(["complete", "hi"], env=env_at(srv.base_url))
     message, hint = assert_failure(r, 11)
     assert r.stdout == "Hello"
@@ -82,7 +41,7 @@ def test_a_chunk_framing_broken_mid_stream_is_a_protocol_error() -> None:
 
 
 def test_a_chunk_framing_broken_mid_body_with_raw_is_a_protocol_error() -> None:
-    with Scripted(CHUNKED_HEAD + FIRST_CHUNK, b"zz\r\nnot a chunk\r\n") as srv:
+    with ExactAnswers(CHUNKED_HEAD + FIRST_CHUNK, b"zz\r\nnot a chunk\r\n", pause=0.2) as srv:
         r = run_acs(["complete", "--raw", "hi"], env=env_at(srv.base_url))
     message, hint = assert_failure(r, 11)
     assert r.stdout_bytes == FRAME  # the body received (de-chunked, as curl -N shows it) is on stdout
@@ -90,7 +49,7 @@ def test_a_chunk_framing_broken_mid_body_with_raw_is_a_protocol_error() -> None:
 
 
 def test_a_connection_closed_mid_chunk_is_still_incomplete() -> None:
-    with Scripted(CHUNKED_HEAD + FIRST_CHUNK, b"40\r\ndata: {") as srv:
+    with ExactAnswers(CHUNKED_HEAD + FIRST_CHUNK, b"40\r\ndata: {", pause=0.2) as srv:
         r = run_acs(["complete", "hi"], env=env_at(srv.base_url))
     message, _ = assert_failure(r, 10)
     assert r.stdout == "Hello" and "incomplete" in message
@@ -100,7 +59,7 @@ def test_a_connection_closed_mid_chunk_is_still_incomplete() -> None:
 
 
 def test_https_against_a_plain_http_port_says_to_use_http_and_is_not_retried() -> None:
-    with Scripted(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", whole=False) as plain:
+    with ExactAnswers(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", whole=False) as plain:
         r = run_acs(["complete", "--retries", "2", "hi"], env=env_at(f"https://127.0.0.1:{plain.port}/v1"))
         accepted = plain.accepted
     message, hint = assert_failure(r, 4)
@@ -184,7 +143,7 @@ PROXY_407 = b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: 
 
 
 def test_a_proxy_asking_for_credentials_for_http_is_named() -> None:
-    with Scripted(PROXY_407) as proxy:
+    with ExactAnswers(PROXY_407) as proxy:
         r = run_acs(["complete", "--retries", "0", "hi"], env=env_at("http://api.example.test/v1", HTTP_PROXY=f"http://127.0.0.1:{proxy.port}", NO_PROXY=None))
     message, hint = assert_failure(r, 7)
     assert "407" in message
@@ -192,7 +151,7 @@ def test_a_proxy_asking_for_credentials_for_http_is_named() -> None:
 
 
 def test_a_proxy_refusing_the_tunnel_for_https_is_named() -> None:
-    with Scripted(PROXY_407) as proxy:
+    with ExactAnswers(PROXY_407) as proxy:
         r = run_acs(["complete", "--retries", "0", "hi"], env=env_at("https://api.example.test/v1", HTTPS_PROXY=f"http://127.0.0.1:{proxy.port}", NO_PROXY=None))
     message, hint = assert_failure(r, 4)
     assert f"the proxy http://127.0.0.1:{proxy.port}" in message and "407" in message
@@ -227,7 +186,7 @@ def test_no_usage_line_when_no_server_answered() -> None:
 
 
 def test_no_usage_line_when_the_server_never_answered_in_time() -> None:
-    with Scripted(b"", b"", pause=3) as silent:
+    with ExactAnswers(b"", b"", pause=3) as silent:
         r = run_acs(["complete", "--retries", "0", "--timeout", "0.5", "hi"], env=env_at(silent.base_url))
     assert_failure(r, 5)
     assert "reported" not in r.stderr

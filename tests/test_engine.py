@@ -29,7 +29,7 @@ from acs_cli.errors import (
     ProtocolError,
     TimedOut,
 )
-from tests.cliutil import LoopbackListener, closed_port
+from tests.cliutil import ExactAnswers, LoopbackListener, closed_port
 
 
 def frame_text(stream: int, i: int) -> str:
@@ -270,33 +270,6 @@ def test_connection_refused_is_a_connect_error(kernel_times: bool) -> None:
     assert isinstance(record.error, ConnectError) and record.error.status == 4
 
 
-class Scripted(LoopbackListener):
-    """Answers every request on a connection with the same exact bytes (then, with close, closes)."""
-
-    threaded = True
-
-    def __init__(self, answer: list[bytes], pause: float = 0.0, close: bool = True) -> None:
-        self.answer = answer
-        self.pause = pause
-        self.close_after = close
-        self.accepted = 0
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        self.accepted += 1
-        with conn:
-            conn.settimeout(10)
-            try:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                for piece in self.answer:
-                    conn.sendall(piece)
-                    time.sleep(self.pause)
-                if not self.close_after:
-                    time.sleep(0.5)  # the answer alone must be enough to fail on
-            except OSError:
-                pass
 
 
 def _one(base: str, **kw) -> tuple[RequestRecord, TextConsumer]:
@@ -320,7 +293,7 @@ def _one(base: str, **kw) -> tuple[RequestRecord, TextConsumer]:
     ],
 )
 def test_malformed_responses_are_protocol_errors(answer: bytes) -> None:
-    with Scripted([answer], close=False) as srv:
+    with ExactAnswers(answer, linger=0.5) as srv:  # the answer alone must be enough to fail on
         record, _ = _one(srv.base_url)
     assert isinstance(record.error, ProtocolError) and record.error.status == 11
 
@@ -328,14 +301,14 @@ def test_malformed_responses_are_protocol_errors(answer: bytes) -> None:
 def test_a_bare_lf_head_before_a_crlf_stream_keeps_every_frame() -> None:
     body = b"data: {\"text\": \"a\"}\r\n\r\ndata: [DONE]\r\n\r\n".replace(b"\r\n", b"\n")
     answer = b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-    with Scripted([answer]) as srv:
+    with ExactAnswers(answer) as srv:
         record, consumer = _one(srv.base_url)
     assert record.error is None and consumer.texts == ["a"]
 
 
 def test_a_head_trickled_byte_by_byte_times_out_as_a_whole() -> None:
     head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 100 + b"\r\n\r\n"
-    with Scripted([bytes([b]) for b in head], pause=0.05) as srv:
+    with ExactAnswers(*(bytes([b]) for b in head), pause=0.05) as srv:
         started = time.monotonic()
         record, _ = _one(srv.base_url, timeout=0.5)
     assert isinstance(record.error, TimedOut) and "head" in record.error.message
@@ -343,7 +316,7 @@ def test_a_head_trickled_byte_by_byte_times_out_as_a_whole() -> None:
 
 
 def test_no_answer_at_all_is_a_connect_error() -> None:
-    with Scripted([]) as srv:
+    with ExactAnswers() as srv:
         record, _ = _one(srv.base_url)
     assert isinstance(record.error, ConnectError)
 

@@ -23,7 +23,7 @@ from acs_cli.transport import (
     content_encoded,
     wire_bytes,
 )
-from tests.cliutil import LoopbackListener
+from tests.cliutil import ExactAnswers, LoopbackListener
 from tests.sse_server import Reply
 
 
@@ -491,27 +491,6 @@ def test_a_compressed_stream_is_decoded_and_the_wire_bytes_stay_available(raw_se
 # --------------------------------------------------------------------------- through acs
 
 
-class Answers(LoopbackListener):
-    """Answers every request with the same exact bytes and closes; counts connections."""
-
-    threaded = True
-
-    def __init__(self, answer: bytes) -> None:
-        self.answer = answer
-        self.accepted = 0
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        self.accepted += 1
-        with conn:
-            conn.settimeout(5)
-            try:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                conn.sendall(self.answer)
-            except OSError:
-                pass
 
 
 def acs(base: str, *args: str, input: bytes | None = None):
@@ -524,7 +503,7 @@ def acs(base: str, *args: str, input: bytes | None = None):
 def test_acs_reports_a_malformed_head_as_a_protocol_error_without_retrying(head: bytes) -> None:
     from tests.cliutil import assert_failure
 
-    with Answers(head) as srv:
+    with ExactAnswers(head) as srv:
         r = acs(srv.base_url, "--retries", "2", "hi")
         message, hint = assert_failure(r, 11)
         assert "malformed HTTP response" in message and hint
@@ -537,7 +516,7 @@ def test_acs_keeps_every_frame_after_a_bare_lf_head() -> None:
     body = b"".join(frames([" one", " two"])) + b"data: [DONE]\n\n"
     stream = body.replace(b"\n", b"\r\n")
     answer = b"HTTP/1.1 200 OK\nContent-Type: text/event-stream\nTransfer-Encoding: chunked\n\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(stream), stream)
-    with Answers(answer) as srv:
+    with ExactAnswers(answer) as srv:
         r = acs(srv.base_url, "hi")
     assert r.returncode == 0, r.stderr
     assert r.stdout == " one two"
@@ -549,7 +528,7 @@ def test_acs_decodes_a_compressed_event_stream() -> None:
     data = gzip.compress(b"".join(frames([" squeezed", " text"])) + b"data: [DONE]\n\n")
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
     pieces = b"".join(b"%x\r\n%s\r\n" % (len(data[i : i + 5]), data[i : i + 5]) for i in range(0, len(data), 5))
-    with Answers(head + pieces + b"0\r\n\r\n") as srv:
+    with ExactAnswers(head + pieces + b"0\r\n\r\n") as srv:
         r = acs(srv.base_url, "hi")
     assert r.returncode == 0, r.stderr
     assert r.stdout == " squeezed text"
