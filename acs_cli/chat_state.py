@@ -102,6 +102,8 @@ class ChatState(CompletionState):
     """CompletionState for chat streams: content becomes Delta, reasoning Reasoning, tool-call
     fragments ToolCallDelta (see the module docstring)."""
 
+    TEXT_PATH = ("choices", 0, "delta", "content")
+
     def __init__(self, expected: int = 1) -> None:
         super().__init__(expected)
         self.tool_calls: dict[int, dict[int, ToolCall]] = {}  # choice index -> call index -> call

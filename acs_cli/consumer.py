@@ -56,9 +56,12 @@ class CompletionConsumer:
                 raise ProtocolError(f"the server answered 200 with a JSON body over {DOCUMENT_LIMIT >> 20} MiB", "check the server")
             return False
         events = self.parser.feed(data)
+        state = self.state
         if events:
-            self._take(self.state.feed(events), now)
-        return self.state.stopped
+            records = state.feed(events)
+            if records:
+                self._take(records, now)
+        return state.done or state.failure is not None  # state.stopped, without a property call per read
 
     def on_end(self, now: float) -> None:
         self.parser.close()

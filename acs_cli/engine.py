@@ -18,17 +18,12 @@ absolute form, an https:// server through a CONNECT tunnel; other proxies are a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
-import selectors
 import socket
 import ssl
-import struct
-import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from time import perf_counter
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from acs_cli import __version__, http1, netrules
@@ -49,97 +44,10 @@ from acs_cli.errors import (
     IncompleteStream,
     TimedOut,
 )
+from acs_cli.loop import SocketTransport, StampedSocket, dial, direct_loop, read_clock, run
 
-__all__ = ["Engine", "RequestRecord", "StreamConsumer"]
+__all__ = ["Engine", "RequestRecord", "StreamConsumer", "run"]
 _PROXY_HINT = "check the proxy in HTTPS_PROXY / ALL_PROXY, or bypass it with NO_PROXY"
-
-
-T = TypeVar("T")
-
-
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run for an engine workload: on a loop that notes when reads arrived (_ArrivalLoop;
-    unless another event loop policy, such as uvloop's, was chosen), with the garbage collector
-    tuned for it.
-
-    Every frame allocates a few short-lived dicts and lists (freed by reference counting: they
-    hold no cycles), so the young generation fills fast; with thousands of live connections each
-    of its collections also walks every survivor. During the run collections are made rarer and
-    what existed before is frozen out of them (measured: about 15% less CPU per frame at 1,000
-    streams)."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 1_000)
-    factory = _ArrivalLoop if type(asyncio.get_event_loop_policy()) is asyncio.DefaultEventLoopPolicy else None
-    try:
-        with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(main)
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
-
-
-class _ArrivalSelector(selectors.DefaultSelector):
-    """The event loop's selector, noting when each wait for events returned. The reads it reported
-    run in that same pass of the loop, so their bytes had arrived by then: that is a read's time,
-    not when its callback got its turn. With hundreds of streams ready at once the last one's
-    frames would otherwise be stamped milliseconds late, as if the server had been slow (measured:
-    ITL error p99 4.7 ms at 100 streams and 4,000 frames/s). Engine(kernel_times=True), which
-    acs bench uses, takes the kernel's receive time instead, where it can. Bytes that
-    came in while a read waited for its turn are read with it and share its time, as they share
-    one read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.returned = perf_counter()
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = super().select(timeout)
-        self.returned = perf_counter()
-        return ready
-
-
-class _ArrivalLoop(asyncio.SelectorEventLoop):
-    def __init__(self) -> None:
-        self.arrivals = _ArrivalSelector()
-        super().__init__(self.arrivals)
-
-
-def _read_clock() -> Callable[[], float]:
-    """When the read in hand arrived: from an _ArrivalLoop's selector, else the time now."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return perf_counter
-    if isinstance(loop, _ArrivalLoop):
-        arrivals = loop.arrivals
-        return lambda: arrivals.returned
-    return perf_counter
-
-
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; the name is missing from some builds
-_TIMESPEC = struct.Struct("qq")
-_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
-
-
-class _StampedSocket(socket.socket):
-    """A TCP socket whose reads note when the kernel received their bytes (SO_TIMESTAMPNS), on
-    time.perf_counter()'s clock: a client that is busy or not scheduled when a frame comes in
-    does not make the frame look late. asyncio reads a BufferedProtocol's data with `recv_into`.
-    Measured against the timed loopback server at 100 streams: ITL error p99 0.1 to 0.17 ms with
-    these times, 2.9 to 4.7 ms with the time of the read, in the same runs."""
-
-    arrived = 0.0
-
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        n, ancillary, _, _ = self.recvmsg_into([memoryview(buffer)[:nbytes] if nbytes else buffer], _ANCILLARY, flags)
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
-                sec, nsec = _TIMESPEC.unpack_from(data)
-                self.arrived = perf_counter() - (time.time() - (sec + nsec * 1e-9))
-                return n
-        self.arrived = perf_counter()
-        return n
 
 
 class _Pool:
@@ -200,7 +108,7 @@ class Engine:
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self.connections_opened = 0
         self.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER))
-        self.read_time = _read_clock()  # when the read being handled arrived (connection.py)
+        self.read_time = read_clock()  # when the read being handled arrived (connection.py)
         self.kernel_times = kernel_times and hasattr(socket.socket, "recvmsg_into")
 
     def _proxy_for(self, env_url: str | None, given: str | None) -> None:
@@ -360,15 +268,24 @@ class Engine:
     async def _open(self) -> Connection:
         loop = asyncio.get_running_loop()
         tls = (self._ssl or netrules.ssl_context()) if self._https else None
-        sock = await self._dial_stamped(loop) if self.kernel_times else None
-        dial: dict[str, Any] = {"sock": sock} if sock is not None else {"host": self._dial[0], "port": self._dial[1]}
-        clock = (lambda: sock.arrived) if sock is not None else None
+        direct = direct_loop() if tls is None else None
+        sock = await dial(loop, *self._dial, stamped=self.kernel_times) if self.kernel_times or direct else None
+        clock = (lambda: sock.arrived) if isinstance(sock, StampedSocket) else None
+        if direct is not None and sock is not None:  # plain TCP on the engine's loop: its own transport
+            conn = Connection(self, self._origin, clock)
+            try:
+                SocketTransport(direct, sock, conn)
+            except BaseException:
+                sock.close()
+                raise
+            return conn
+        dial_to: dict[str, Any] = {"sock": sock} if sock is not None else {"host": self._dial[0], "port": self._dial[1]}
         if self._tunnel is None:
             _, conn = await loop.create_connection(
-                lambda: Connection(self, self._origin, clock), ssl=tls, server_hostname=self._host if tls else None, **dial
+                lambda: Connection(self, self._origin, clock), ssl=tls, server_hostname=self._host if tls else None, **dial_to
             )
             return conn
-        transport, setup = await loop.create_connection(TunnelSetup, **dial)
+        transport, setup = await loop.create_connection(TunnelSetup, **dial_to)
         try:
             head = await setup.open(self._tunnel)
         except http1.MalformedResponse as exc:
@@ -385,26 +302,6 @@ class Engine:
             raise ConnectError(f"TLS through the proxy to {self.origin_text} did not start", _PROXY_HINT)
         conn.connection_made(tls_transport)
         return conn
-
-    async def _dial_stamped(self, loop: asyncio.AbstractEventLoop) -> _StampedSocket:
-        """A connected socket that times its reads (kernel_times), tried address by address as
-        create_connection would."""
-        error: OSError = OSError(f"no address for {self._dial[0]}")
-        for family, kind, proto, _, address in await loop.getaddrinfo(*self._dial, type=socket.SOCK_STREAM):
-            sock = _StampedSocket(family, kind, proto)
-            try:
-                sock.setblocking(False)
-                with contextlib.suppress(OSError):  # no kernel times here: reads are timed as they are handled
-                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                await loop.sock_connect(sock, address)
-                return sock
-            except OSError as exc:
-                sock.close()
-                error = exc
-            except BaseException:
-                sock.close()
-                raise
-        raise error
 
     # ------------------------------------------------------------------ time and errors
 

@@ -309,6 +309,15 @@ class ChunkedDecoder(BodyDecoder):
         if self.done:
             self.leftover += data
             return b""
+        if self._state == _SIZE and not self._buf:
+            # the common read, exactly one whole chunk (`SIZE CRLF data CRLF`): what the loop gives
+            nl = data.find(b"\r\n", 0, 18)
+            if nl > 0:
+                line = data[:nl]
+                if not line.translate(None, _HEX):
+                    size = int(line, 16)
+                    if size and len(data) == nl + size + 4 and data.endswith(b"\r\n"):
+                        return data[nl + 2 : -2]
         buf = self._buf + data if self._buf else data
         out: list[bytes] = []
         pos, n = 0, len(buf)

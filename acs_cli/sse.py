@@ -46,9 +46,9 @@ class SSEParser:
         # the common read, one whole `data: …` frame with nothing pending: one line, LF only, so
         # the general rules give exactly its data (this is most of the time of a busy stream)
         if (
-            chunk[:6] == b"data: "
-            and chunk[-2:] == b"\n\n"
-            and chunk.find(b"\n") == len(chunk) - 2
+            chunk.startswith(b"data: ")
+            and chunk.find(b"\n", 6) == len(chunk) - 2
+            and chunk[-1] == 10
             and b"\r" not in chunk
             and not (self._held or self._data or self._skip_lf or self._event)
         ):

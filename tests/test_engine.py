@@ -15,11 +15,13 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Self
 
 import pytest
 
 from acs_cli import http1
+from acs_cli import loop as engine_loop
 from acs_cli.engine import Engine, RequestRecord
 from acs_cli.errors import (
     ConfigError,
@@ -155,8 +157,22 @@ def streams():
         yield srv
 
 
+LOOPS = {"engine loop": engine_loop.run, "asyncio loop": asyncio.run}
+_runner = asyncio.run
+
+
+@pytest.fixture(autouse=True, params=sorted(LOOPS))
+def loop_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs on the engine's own loop (plain TCP through its SocketTransport) and on
+    asyncio's (its transports, as under uvloop)."""
+    global _runner
+    _runner = LOOPS[request.param]
+    yield request.param
+    _runner = asyncio.run
+
+
 def run(coro):
-    return asyncio.run(coro)
+    return _runner(coro)
 
 
 async def _many(base: str, n: int, frames: int, **kw) -> tuple[list[RequestRecord], list[TextConsumer], Engine]:
@@ -272,12 +288,12 @@ def test_connection_refused_is_a_connect_error(kernel_times: bool) -> None:
 
 
 
-def _one(base: str, **kw) -> tuple[RequestRecord, TextConsumer]:
+def _one(base: str, body: bytes = b"{}", **kw) -> tuple[RequestRecord, TextConsumer]:
     consumer = TextConsumer()
 
     async def go() -> RequestRecord:
         async with Engine(base, proxy=None, **kw) as engine:
-            return await engine.request("POST", "completions", b"{}", consumer)
+            return await engine.request("POST", "completions", body, consumer)
 
     return run(go()), consumer
 
@@ -469,7 +485,7 @@ class Arrivals:
 
 
 @pytest.mark.parametrize("kernel_times", [False, True])
-def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came(kernel_times: bool) -> None:
+def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came(kernel_times: bool, loop_kind: str) -> None:
     """Two answers reach the client while its loop is busy, so one wait for events reports both;
     the one handled second waits 0.3 s behind the first and still gets the same time. With
     kernel_times that time is when the kernel received them, inside the busy stretch."""
@@ -508,14 +524,15 @@ def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came(kernel_times: bo
                 records = await sent
                 return list(records), time.perf_counter()
 
-        from acs_cli.engine import run as engine_run
-
         consumers = [Arrivals(), Arrivals()]
         Arrivals.held = False
-        records, after = engine_run(go())
+        records, after = run(go())
         server.join(5)
     first, second = sorted(t for c in consumers for t in c.times)
     assert all(r.error is None for r in records)
+    if loop_kind == "asyncio loop" and not kernel_times:  # what the engine's loop is for
+        assert second - first >= 0.25, "without the engine's loop a read is stamped when its turn comes"
+        return
     assert second - first < 0.1, "the second answer was stamped when its turn came, not when it arrived"
     assert all(r.headers is not None and r.headers <= after for r in records)
     start, end = busy_until
@@ -523,3 +540,110 @@ def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came(kernel_times: bo
         assert start < first <= second < end, "kernel times fall inside the busy stretch the answers came in"
     else:
         assert end <= first, "the loop learned of the answers when the busy stretch ended"
+
+
+# --------------------------------------------------------------------------- the engine's loop
+
+
+def test_plain_tcp_on_the_engine_loop_reads_through_its_socket_transport(streams: StreamServer, loop_kind: str) -> None:
+    async def go() -> tuple[RequestRecord, object]:
+        async with Engine(streams.base_url, proxy=None) as engine:
+            record = await engine.request("POST", "completions", json.dumps({"stream": 0, "frames": 3}).encode(), TextConsumer())
+            (conn,) = [c for pool in engine._pools.values() for c in pool.idle]
+            return record, conn.transport
+
+    record, transport = run(go())
+    assert record.error is None
+    assert isinstance(transport, engine_loop.SocketTransport) == (loop_kind == "engine loop")
+
+
+def test_https_keeps_asyncios_tls_transport(https_streams) -> None:
+    async def go() -> object:
+        async with Engine(https_streams.base_url, proxy=None) as engine:
+            record = await engine.request("POST", "completions", json.dumps({"stream": 0, "frames": 3}).encode(), TextConsumer())
+            assert record.error is None
+            (conn,) = [c for pool in engine._pools.values() for c in pool.idle]
+            return conn.transport
+
+    transport = run(go())
+    assert transport is not None and not isinstance(transport, engine_loop.SocketTransport)
+
+
+class SlowReader(LoopbackListener):
+    """Reads nothing for 0.3 s (a large request fills the socket meanwhile), then the whole
+    request; answers its body's length and SHA-256 as one event."""
+
+    threaded = True
+
+    def handle(self, conn: socket.socket) -> None:
+        import hashlib
+
+        with conn:
+            time.sleep(0.3)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")).split(b":")[1])
+            while len(body) < length:
+                body += conn.recv(1 << 20)
+            event = b'data: {"text": "%d %s"}\n\n' % (len(body), hashlib.sha256(body).hexdigest().encode())
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(event), event))
+
+
+def test_a_request_larger_than_the_socket_takes_is_sent_whole() -> None:
+    import hashlib
+
+    body = bytes(range(256)) * (64 * 1024)  # 16 MiB
+    with SlowReader() as srv:
+        record, consumer = _one(srv.base_url, body=body, timeout=10)
+    assert record.error is None
+    assert consumer.texts == [f"{len(body)} {hashlib.sha256(body).hexdigest()}"]
+
+
+def test_a_reader_that_raises_is_reported_and_the_loop_goes_on() -> None:
+    """A direct reader's exception goes to the loop's exception handler, like a Handle's."""
+    seen: list[BaseException] = []
+
+    async def go() -> bytes:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, engine_loop.EngineLoop) and loop.direct
+        loop.set_exception_handler(lambda _, context: seen.append(context["exception"]))
+        bad_r, bad_w = socket.socketpair()
+        good_r, good_w = socket.socketpair()
+        got = loop.create_future()
+
+        def bad() -> None:
+            bad_r.recv(10)
+            raise RuntimeError("reader broke")
+
+        loop.add_direct_reader(bad_r.fileno(), bad)
+        loop.add_direct_reader(good_r.fileno(), lambda: got.done() or got.set_result(good_r.recv(10)))
+        bad_w.send(b"x")
+        good_w.send(b"y")
+        try:
+            return await asyncio.wait_for(got, 5)
+        finally:
+            loop.remove_reader(bad_r.fileno())
+            loop.remove_reader(good_r.fileno())
+            for s in (bad_r, bad_w, good_r, good_w):
+                s.close()
+
+    assert engine_loop.run(go()) == b"y"
+    assert [str(e) for e in seen] == ["reader broke"]
+
+
+def test_without_the_loop_internals_the_engine_uses_asyncio_transports(streams: StreamServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a Python whose selector loop lacks what EngineLoop takes over, nothing breaks."""
+    monkeypatch.setattr(engine_loop, "_LOOP_INTERNALS", (*engine_loop._LOOP_INTERNALS, "_not_in_this_python"))
+
+    async def go() -> tuple[RequestRecord, object, bool]:
+        async with Engine(streams.base_url, proxy=None) as engine:
+            record = await engine.request("POST", "completions", json.dumps({"stream": 0, "frames": 3}).encode(), TextConsumer())
+            (conn,) = [c for pool in engine._pools.values() for c in pool.idle]
+            loop = asyncio.get_running_loop()
+            return record, conn.transport, isinstance(loop, engine_loop.EngineLoop) and loop.direct
+
+    record, transport, direct = engine_loop.run(go())
+    assert record.error is None and not direct
+    assert not isinstance(transport, engine_loop.SocketTransport)

@@ -262,6 +262,16 @@ def test_all_chunks_of_one_read_come_as_one_block() -> None:
     assert dec.feed(b"".join(b"3\r\nabc\r\n" for _ in range(100))) == b"abc" * 100
 
 
+def test_one_whole_chunk_per_read_as_a_busy_stream_sends_them() -> None:
+    """The decoder's shortcut for a read that is exactly one chunk gives what the general rules give."""
+    dec = http1.ChunkedDecoder()
+    reads = [b"5\r\nhello\r\n", b"06\r\n world\r\n", b"A\r\n0123456789\r\n", b"a\r\nabcdefghij\r\n", b"2;x=y\r\n!!\r\n", b"3\r\na\r\n\r\n"]
+    assert [dec.feed(r) for r in reads] == [b"hello", b" world", b"0123456789", b"abcdefghij", b"!!", b"a\r\n"]
+    assert dec.feed(b"0\r\n\r\n") == b"" and dec.done
+    dec = http1.ChunkedDecoder()
+    assert dec.feed(b"5\r\nhello\r\n5\r\n") == b"hello" and dec.feed(b"world\r\n") == b"world"  # not one whole chunk: no shortcut
+
+
 def test_chunk_lines_may_end_in_a_bare_lf() -> None:
     dec = http1.ChunkedDecoder()
     assert dec.feed(b"5\nhello\n0\n\n") == b"hello" and dec.done
@@ -274,6 +284,8 @@ def test_chunk_lines_may_end_in_a_bare_lf() -> None:
 def test_malformed_chunk_sizes_are_refused(size: bytes) -> None:
     with pytest.raises(MalformedResponse, match="chunk size"):
         http1.ChunkedDecoder().feed(size + b"\r\nhello\r\n0\r\n\r\n")
+    with pytest.raises(MalformedResponse, match="chunk size"):  # a read of that one chunk alone
+        http1.ChunkedDecoder().feed(size + b"\r\nhello\r\n")
 
 
 @pytest.mark.parametrize("after", [b"XX", b"\rX", b"lo", b" \r\n"])
