@@ -110,6 +110,9 @@ class ChatState(CompletionState):
         self.roles: dict[int, str] = {}
         self.role_only_first: bool | None = None  # whether the first choice frame held only the role
 
+    def _plain_index(self, frame: dict[str, Any]) -> int | None:
+        return None  # a chat choice holds more than its text (role, reasoning, tool calls)
+
     def calls_of(self, index: int) -> list[ToolCall]:
         calls = self.tool_calls.get(index, {})
         return [calls[k] for k in sorted(calls)]

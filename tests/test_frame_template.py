@@ -1,4 +1,4 @@
-"""FrameTemplate (acs_cli/completion_state.py): a frame that differs from the stream's learned
+"""FrameTemplate (acs_cli/frames.py): a frame that differs from the stream's learned
 frame only in its text is read without json; what the state makes of it must be exactly what
 the full parse makes.
 
@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acs_cli.chat_state import ChatState
-from acs_cli.completion_state import CompletionState, learn_template
+from acs_cli.completion_state import CompletionState
+from acs_cli.frames import learn_template
 from acs_cli.records import StreamFailure
 
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,10 +55,24 @@ def _dumps(frame: Any, spaced: bool) -> str:
     return json.dumps(frame, separators=(", ", ": ") if spaced else (",", ":"), ensure_ascii=False)
 
 
+MISSING = object()
+INDEXES = st.sampled_from([0, 0, 0, 1, -1, True, 1.0, MISSING])
+SCALARS = st.sampled_from([None, None, 0, 5, "", "x", False, True])
+
+
+def _set(target: dict, key: str, value: object) -> None:
+    if value is MISSING:
+        target.pop(key, None)
+    else:
+        target[key] = value
+
+
 @st.composite
 def streams(draw: st.DrawFn) -> list[str]:
-    base = {
-        "id": draw(st.sampled_from(["cmpl-1", 'x"text":"y', "\\", ""])),
+    """Frames of one stream: most differ from the last only in their text; some change a field of
+    the stream (kept from then on), finish, break, or carry what the state reads beyond the text."""
+    base: dict = {
+        "id": draw(st.sampled_from(["cmpl-1", 'x"text":"y', "\\", "", 5, None])),
         "model": draw(st.sampled_from(["m", '"text":"', "é"])),
         "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": None}],
     }
@@ -66,14 +81,18 @@ def streams(draw: st.DrawFn) -> list[str]:
     spaced = draw(st.booleans())
     out = []
     for _ in range(draw(st.integers(1, 12))):
-        kind = draw(st.sampled_from(["text"] * 6 + ["field", "finish", "dup", "broken", "usage", "logprobs"]))
+        kind = draw(st.sampled_from(["text"] * 6 + ["field", "choice", "finish", "dup", "broken", "usage", "logprobs"]))
+        if kind == "field":  # from here on the stream's frames carry another value here
+            key = draw(st.sampled_from(["created", "error", "object", "usage"]))
+            _set(base, key, draw(st.sampled_from([MISSING, None, 0, 3, "", "boom", "error", "text_completion"])))
+        elif kind == "choice":
+            choice = base["choices"][0]
+            _set(choice, "index", draw(INDEXES))
+            _set(choice, "logprobs", draw(SCALARS))
         frame = json.loads(json.dumps(base))
         frame["choices"][0]["text"] = draw(TEXTS)
         data = _dumps(frame, spaced)
-        if kind == "field":
-            base["created"] = draw(st.integers(0, 3))
-            data = _dumps({**frame, "created": base["created"]}, spaced)
-        elif kind == "finish":
+        if kind == "finish":
             frame["choices"][0]["finish_reason"] = draw(st.sampled_from(["stop", "length", None, 7]))
             data = _dumps(frame, spaced)
         elif kind == "dup":  # the first "text" is overridden by a second one
@@ -139,3 +158,12 @@ def test_frames_with_more_than_scalars_beside_the_text_are_not_learned() -> None
 def test_a_stream_whose_frames_always_differ_stops_learning() -> None:
     state = _same_outcome(CompletionState, [VLLM.replace('"created":1', f'"created":{i}') % '"x"' for i in range(20)])
     assert state._tries == 0 and state.template is not None and state.template.hits == 0
+
+
+def test_a_stream_without_a_string_id_keeps_each_frames_model() -> None:
+    """While the stream has no id, every frame's model is taken (what _frame does): a template
+    learned three frames back must not skip that."""
+    frame = '{"id":5,"model":"%s","choices":[{"index":0,"text":"%s"}]}'
+    stream = [frame % ("m1", "a"), frame % ("m2", "b"), frame % ("m3", "c"), frame % ("m2", "d"), frame % ("m3", "e")]
+    state = _same_outcome(CompletionState, stream)
+    assert state.model == "m3" and state.template is not None and state.template.hits == 1

@@ -46,6 +46,8 @@ FRAMES = 200
 KEEP_UP = 0.95  # achieved ÷ offered frames/s at or above which a client kept up
 MAX_FPR = 1.2  # frames per read above which a client fell behind (its reads coalesce)
 PRECISION = 1.12  # the search stops when the failing rate is within this factor of the passing one
+TARGET_LEVEL = 1000  # the concurrency the issue's targets are judged at
+TARGET_SEARCHES = 2  # capacity searches per client there (a single one moves by up to a third on a shared VM)
 
 
 def loadavg() -> str:
@@ -262,14 +264,18 @@ class Search:
 
 
 class Section:
-    def __init__(self, quick: bool, levels: list[int] | None = None, kinds: list[str] | None = None, regimes: str = "both") -> None:
+    def __init__(
+        self, quick: bool, levels: list[int] | None = None, kinds: list[str] | None = None, regimes: str = "both", searches: int = TARGET_SEARCHES
+    ) -> None:
         self.quick = quick
+        self.searches = max(1, searches)  # at the target's level (1,000 streams), taken in turn; the best counts
         self.levels = levels or ([1, 100, 1000] if quick else [1, 100, 1000, 10000])
         self.wanted = kinds or list(KINDS)
         self.regimes = regimes
         self.floor = 20_000 if quick else 200_000  # frames per level at full speed (at least)
         self.budget = 60.0 if quick else 150.0  # seconds of search per client and level (then the best so far)
-        self.paced: dict[tuple[int, str], dict] = {}
+        self.paced: dict[tuple[int, str], dict] = {}  # the best search of each client and level
+        self.capacities: dict[tuple[int, str], list[float | None]] = {}  # every search's capacity
         self.full: dict[tuple[int, str], dict] = {}
         self.notes: list[str] = []
 
@@ -288,11 +294,10 @@ class Section:
             self.load_before = loadavg()
             started = {k: 5_000.0 for k in kinds}
             for level in self.levels:
-                for kind in kinds if self.regimes in ("both", "paced") else []:
-                    self.log(f"paced: {kind} at {level:,} streams, searching from {started[kind]:,.0f} frames/s")
-                    result = self.paced[(level, kind)] = Search(self, kind, level, started[kind]).run()
-                    if result.get("best"):  # the next level starts near it (one stream is a poor guide: no less than 2,000)
-                        started[kind] = max(2_000.0, result["best"].offered)
+                rounds = self.searches if level == TARGET_LEVEL else 1
+                for _ in range(rounds if self.regimes in ("both", "paced") else 0):
+                    for kind in kinds:
+                        self.search(kind, level, started)
                 for kind in kinds if self.regimes in ("both", "full") else []:
                     self.measure_full(kind, level)
             self.load_after = loadavg()
@@ -304,6 +309,24 @@ class Section:
         if self.full:
             out.append(full_speed_table(self, kinds))
         return "\n".join(out)
+
+    def search(self, kind: str, level: int, started: dict[str, float]) -> None:
+        """One capacity search; of several at one level (each client's in turn, so that the
+        machine's slower and faster spells fall on all of them) the best is kept."""
+        self.log(f"paced: {kind} at {level:,} streams, searching from {started[kind]:,.0f} frames/s")
+        result = Search(self, kind, level, started[kind]).run()
+        best = result.get("best")
+        self.capacities.setdefault((level, kind), []).append(best.achieved if best else None)
+        kept = self.paced.get((level, kind))
+        if kept is not None:
+            peaks = [r["totals"]["rss_kib"] for r in (kept, result) if "rss_kib" in r.get("totals", {})]
+            if kept.get("best") and (not best or kept["best"].achieved >= best.achieved):
+                result = kept
+            if peaks and "totals" in result:
+                result["totals"]["rss_kib"] = max(peaks)  # the peak over every search
+        self.paced[(level, kind)] = result
+        if best:  # the next level (or search) starts near it (one stream is a poor guide: no less than 2,000)
+            started[kind] = max(2_000.0, best.offered)
 
     def importable(self, kind: str) -> bool:
         found = subprocess.run([sys.executable, "-c", f"import {MODULES[kind]}"], env=self.env, capture_output=True, check=False).returncode == 0
@@ -341,10 +364,11 @@ def main() -> int:
     p.add_argument("--levels", help="comma-separated concurrency levels [default 1,100,1000,10000]")
     p.add_argument("--kinds", help=f"comma-separated clients [default {','.join(KINDS)}]")
     p.add_argument("--regime", choices=("both", "paced", "full"), default="both", help="which tables [default both]")
+    p.add_argument("--searches", type=int, default=TARGET_SEARCHES, help=f"capacity searches per client at 1,000 streams, the best kept [default {TARGET_SEARCHES}]")
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")] if args.levels else None
     kinds = args.kinds.split(",") if args.kinds else None
-    print(Section(args.quick, levels, kinds, args.regime).run(), flush=True)
+    print(Section(args.quick, levels, kinds, args.regime, args.searches).run(), flush=True)
     return 0
 
 

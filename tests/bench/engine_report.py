@@ -60,6 +60,10 @@ def paced_table(section: Section, kinds: list[str]) -> str:
             " so at ticks under 2 ms its CPU share is 100% by construction); others' CPU is what other processes on the machine used meanwhile, in cores."
         ),
     ]
+    for (level, kind), found in section.capacities.items():
+        if len(found) > 1:
+            each = " / ".join("none" if c is None else f"{c:,.0f}" for c in found)
+            out.append(f"- {NAMES[kind]} at {level:,} streams: {len(found)} searches, in turn with the other clients', capacities {each} (the best is in the table)")
     out += [f"- {n}" for n in section.notes]
     return "\n".join(out)
 
