@@ -111,7 +111,13 @@ class ChatState(CompletionState):
         self.role_only_first: bool | None = None  # whether the first choice frame held only the role
 
     def _plain_index(self, frame: dict[str, Any]) -> int | None:
-        return None  # a chat choice holds more than its text (role, reasoning, tool calls)
+        """As for a completion, and the delta carries no reasoning (a role, or tool calls that are
+        not a list, are read only on a choice's first appearance or not at all)."""
+        index = super()._plain_index(frame)
+        delta = frame["choices"][0].get("delta") if index is not None else None
+        if type(delta) is not dict or delta.get("reasoning_content") or delta.get("reasoning"):
+            return None
+        return index
 
     def calls_of(self, index: int) -> list[ToolCall]:
         calls = self.tool_calls.get(index, {})

@@ -115,15 +115,29 @@ def test_templates_change_nothing(stream: list[str]) -> None:
     _same_outcome(CompletionState, stream)
 
 
+DELTA_EXTRAS = st.sampled_from([{}, {}, {}, {"role": "assistant"}, {"reasoning_content": None}, {"reasoning_content": "think"},
+                                 {"reasoning": "why"}, {"reasoning": ""}, {"tool_calls": None}, {"tool_calls": 5}])
+
+
 @PROPS
-@given(st.lists(TEXTS, min_size=1, max_size=10), st.booleans())
-def test_chat_templates_change_nothing(texts: list[str], spaced: bool) -> None:
+@given(st.lists(st.tuples(TEXTS, DELTA_EXTRAS, SCALARS), min_size=1, max_size=10), st.booleans())
+def test_chat_templates_change_nothing(frames: list[tuple[str, dict, object]], spaced: bool) -> None:
+    """Chat frames whose delta sometimes holds reasoning, a role or tool calls beside the content,
+    and whose logprobs are sometimes a truthy scalar."""
     head = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
     stream = [_dumps(head, spaced)]
-    for text in texts:
-        stream.append(_dumps({**head, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}, spaced))
+    for text, extras, logprobs in frames:
+        choice = {"index": 0, "delta": {**extras, "content": text}, "logprobs": logprobs, "finish_reason": None}
+        stream.append(_dumps({**head, "choices": [choice]}, spaced))
     stream.append(_dumps({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, spaced))
     _same_outcome(ChatState, stream)
+
+
+def test_a_chat_stream_is_read_through_its_template() -> None:
+    head = '{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{%s},"logprobs":null,"finish_reason":null}]}'
+    stream = [head % '"role":"assistant","content":""'] + [head % f'"content":{json.dumps(t)}' for t in (" a", ' "b"', " c")]
+    state = _same_outcome(ChatState, stream)
+    assert state.template is not None and state.template.hits == 2 and state.template.plain == 0
 
 
 def test_a_vllm_stream_is_read_through_its_template() -> None:
