@@ -12,7 +12,9 @@ stream 200 frames (each its own HTTP chunk), every stream's text checked exact. 
   to every stream per tick of a global clock, and the bench looks for the client's capacity: the
   highest offered rate (C / tick) it keeps up with, i.e. frames/s ≥ 95% of offered and ≤ 1.2 frames
   per read, in windows of a few seconds on a client that streams all along (a bisection over tick
-  lengths: double until the client falls behind, then halve the gap until it is within 12%).
+  lengths: double until the client falls behind, then halve the gap until it is within 12%). At
+  1,000 streams (the targets' level) each client is searched twice, the clients taking turns, and
+  the better search counts (`--searches`).
   A step where the server could not keep its own clock (over 5% of ticks skipped, or busy over 90%
   of the window) is marked server-limited, not counted as the client falling behind.
 - **full speed**: the server writes as fast as it can, round-robin; a client that falls behind
