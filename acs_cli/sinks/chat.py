@@ -64,9 +64,15 @@ class ChatLayout:
         self.ended: list[tuple[int, str | None, str]] = []  # finished calls to print on stderr
 
     def map(self, records: list[Record]) -> list[Record]:
-        out: list[Record] = []
         answer, last = self.answer, self.last
         inline = self.reasoning or self.labels  # else the answer alone: no separators to place
+        if answer and not inline:
+            for r in records:
+                if type(r) is not Delta:
+                    break
+            else:
+                return records  # answer text alone, shown as it is (what the loop below would give)
+        out: list[Record] = []
         for r in records:
             kind = type(r)
             if kind is Delta:
