@@ -234,17 +234,32 @@ class Connection(asyncio.BufferedProtocol):
         if ex.error_body is not None and ex.head is not None:
             ex.record.error_body = bytes(ex.error_body)
             ex.record.error = self.engine.status_error(ex.head, ex.url, ex.record.error_body)
-        if ex.consumer is not None:
+        failed = self._end(ex, now)
+        if not ex.future.done():  # a cancelled request's connection can still end its body
+            if failed is None:
+                ex.future.set_result(None)
+            else:
+                ex.future.set_exception(failed)
+
+    @staticmethod
+    def _end(ex: Exchange, now: float) -> Exception | None:
+        """The consumer's on_end; what it raised, if anything, fails the request (rather than
+        leaving it waiting for an end that has been)."""
+        if ex.consumer is None:
+            return None
+        try:
             ex.consumer.on_end(now)
-        ex.future.set_result(None)
+        except Exception as exc:
+            return exc
+        return None
 
     def fail(self, ex: Exchange, error: BaseException) -> None:
         """The exchange ends in an error (or, once the record is complete, just ends)."""
         if ex.timer is not None:
             ex.timer.cancel()
         if not ex.future.done():
-            if ex.head is not None and ex.consumer is not None:
-                ex.consumer.on_end(perf_counter())
+            if ex.head is not None:
+                self._end(ex, perf_counter())  # the request's own error is the one it ends with
             ex.future.set_exception(error)
         self.exchange = None
         self.close()

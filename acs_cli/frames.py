@@ -34,7 +34,7 @@ def parse_json(data: str) -> Any:
 
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
-_MARK = "\u2063acs\u2063"  # a text no frame is expected to hold (the template check below does not rely on it)
+_MARK = "\u2063acs\u2063"  # the marker of learn_template's proof (a frame whose text is the marker is not learned)
 _MARK_JSON = json.dumps(_MARK)[1:-1]
 
 
@@ -75,9 +75,13 @@ def learn_template(data: str, frame: dict[str, Any], path: tuple[str | int, ...]
     has one there and nothing but scalars beside the path.
 
     Where the string starts is found by text search, then proven: the frame with a marker in that
-    place must parse to the same frame with the marker at `path`. JSON is read left to right, so
-    the prefix leaves the reader inside that string whatever the string holds, and the suffix is
-    read the same way after it: any string body between them is the value at `path`."""
+    place must parse to the same frame with the marker at `path`, and with the string's own text
+    there it must be the frame itself. JSON is read left to right, so the prefix leaves the reader
+    inside that string whatever the string holds, and the suffix is read the same way after it:
+    any string body between them is the value at `path`. (Were the place wrong, say a key that a
+    later duplicate overrides, the value at `path` would not change with the place's: the marker
+    would not be there, unless the frame already held it there and in the place, which is why a
+    frame whose text is the marker is not learned.)"""
     key = path[-1]
     if type(key) is not str:
         return None
@@ -92,6 +96,8 @@ def learn_template(data: str, frame: dict[str, Any], path: tuple[str | int, ...]
     start += 1
     try:
         text, end = _scanstring(data, start)
+        if text == _MARK:
+            return None
         probe = parse_json(data[:start] + _MARK_JSON + data[end - 1 :])
     except ValueError:
         return None
@@ -99,7 +105,7 @@ def learn_template(data: str, frame: dict[str, Any], path: tuple[str | int, ...]
     if leaf is None or leaf[key] != _MARK:
         return None
     leaf[key] = text
-    if probe != frame:  # a second guard: with the marker read at `path`, nothing else can differ
+    if probe != frame:
         return None
     return FrameTemplate(data[:start], data[end:], probe, leaf, key)
 

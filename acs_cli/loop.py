@@ -106,20 +106,21 @@ class EngineLoop(asyncio.SelectorEventLoop):
             if reader is not None:
                 reader.cancel()
 
-    # asyncio's own, except that a _DirectReader is called here
+    # asyncio's own, except that the _DirectReaders are called here, after the walk over the
+    # events (their code may close a socket and open another under the same number, which a stale
+    # key later in the walk would then unregister)
     def _process_events(self, event_list: list[tuple[selectors.SelectorKey, int]]) -> None:
+        if not self.direct:
+            super()._process_events(event_list)  # type: ignore[misc]
+            return
+        direct = []
         for key, mask in event_list:
             reader, writer = key.data
             if mask & _EVENT_READ and reader is not None:
                 if reader._cancelled:
                     self._remove_reader(key.fileobj)  # type: ignore[attr-defined]
                 elif type(reader) is _DirectReader:
-                    try:
-                        reader._callback()  # type: ignore[attr-defined]
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self.call_exception_handler({"message": "Exception in a socket's reader", "exception": exc, "handle": reader})
+                    direct.append(reader)
                 else:
                     self._add_callback(reader)  # type: ignore[attr-defined]
             if mask & _EVENT_WRITE and writer is not None:
@@ -127,6 +128,15 @@ class EngineLoop(asyncio.SelectorEventLoop):
                     self._remove_writer(key.fileobj)  # type: ignore[attr-defined]
                 else:
                     self._add_callback(writer)  # type: ignore[attr-defined]
+        for reader in direct:
+            if reader._cancelled:  # closed by a reader before it
+                continue
+            try:
+                reader._callback()  # type: ignore[attr-defined]
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.call_exception_handler({"message": "Exception in a socket's reader", "exception": exc, "handle": reader})
 
 
 def read_clock() -> Callable[[], float]:
@@ -176,11 +186,15 @@ class SocketTransport(asyncio.Transport):
         except OSError as exc:
             self._lose(exc)
             return
-        if n:
-            self._protocol.buffer_updated(n)
-        else:
+        try:
+            if n:
+                self._protocol.buffer_updated(n)
+                return
             self._protocol.eof_received()
-            self._lose(None)
+        except BaseException as exc:  # the protocol failed: closed, as asyncio's transports do (the loop reports it)
+            self._lose(exc if isinstance(exc, Exception) else None)
+            raise
+        self._lose(None)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed:

@@ -647,3 +647,103 @@ def test_without_the_loop_internals_the_engine_uses_asyncio_transports(streams: 
     record, transport, direct = engine_loop.run(go())
     assert record.error is None and not direct
     assert not isinstance(transport, engine_loop.SocketTransport)
+
+
+class EndsBadly:
+    """A consumer whose on_end raises."""
+
+    ends = 0
+
+    def on_head(self, head: http1.Head, now: float) -> None:
+        pass
+
+    def on_data(self, data: bytes, now: float) -> bool:
+        return False
+
+    def on_end(self, now: float) -> None:
+        self.ends += 1
+        raise RuntimeError("sink broke")
+
+
+def test_a_consumer_that_raises_at_the_end_fails_its_request() -> None:
+    """The request ends with the consumer's error, at once, instead of waiting for an end that has
+    been (and the engine's loop does not call the failed protocol again and again at EOF)."""
+    consumer = EndsBadly()
+    with ExactAnswers(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nhello") as srv:
+
+        async def go() -> BaseException | None:
+            async with Engine(srv.base_url, proxy=None, timeout=5) as engine:
+                try:
+                    await asyncio.wait_for(engine.request("POST", "completions", b"{}", consumer), 3)
+                except RuntimeError as exc:
+                    return exc
+            return None
+
+        started = time.monotonic()
+        error = run(go())
+    assert str(error) == "sink broke" and consumer.ends == 1
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_request_cancelled_while_its_end_waits_leaves_no_error_behind() -> None:
+    """The answer's end (the server's close) is already there when the request is cancelled: the
+    connection still ends its body, and nothing is set on the cancelled request."""
+    from acs_cli.consumer import CompletionConsumer
+
+    body = b'data: {"id":"x","choices":[{"index":0,"text":"hi"}]}\n\n'
+    seen: list[object] = []
+    with ExactAnswers(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n" + body, linger=0.2) as srv:
+
+        async def go() -> None:
+            asyncio.get_running_loop().set_exception_handler(lambda _, context: seen.append(context.get("exception")))
+            consumer = CompletionConsumer()
+            async with Engine(srv.base_url, proxy=None) as engine:
+                task = asyncio.ensure_future(engine.request("POST", "completions", b"{}", consumer))
+                while consumer.first_text is None:
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                time.sleep(0.4)  # the close arrives before the loop waits again
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await asyncio.sleep(0.05)
+
+        run(go())
+    assert seen == []
+
+
+def test_a_reader_that_replaces_another_socket_of_its_batch_keeps_the_new_one() -> None:
+    """Reader A closes socket B, whose event is in the same batch, and opens C under B's number:
+    B's stale event must not unregister C."""
+
+    async def go() -> bytes:
+        loop = asyncio.get_running_loop()
+        a_r, a_w = socket.socketpair()
+        b_r, b_w = socket.socketpair()
+        got = loop.create_future()
+        made: list[socket.socket] = []
+
+        def on_a() -> None:
+            a_r.recv(10)
+            if made:
+                return
+            loop.remove_reader(b_r.fileno())
+            b_r.close()
+            c_r, c_w = socket.socketpair()
+            made.extend((c_r, c_w))
+            loop.add_direct_reader(c_r.fileno(), lambda: got.done() or got.set_result(c_r.recv(10)))
+            c_w.send(b"c")
+
+        loop.add_direct_reader(a_r.fileno(), on_a)
+        loop.add_direct_reader(b_r.fileno(), lambda: b_r.recv(10))
+        a_w.send(b"a")
+        b_w.send(b"b")
+        time.sleep(0.05)  # both ready in the same wait
+        try:
+            return await asyncio.wait_for(got, 2)
+        finally:
+            for s in (a_r, a_w, b_w, *made):
+                with contextlib.suppress(OSError, ValueError):
+                    loop.remove_reader(s.fileno())
+                s.close()
+
+    assert engine_loop.run(go()) == b"c"

@@ -181,3 +181,13 @@ def test_a_stream_without_a_string_id_keeps_each_frames_model() -> None:
     stream = [frame % ("m1", "a"), frame % ("m2", "b"), frame % ("m3", "c"), frame % ("m2", "d"), frame % ("m3", "e")]
     state = _same_outcome(CompletionState, stream)
     assert state.model == "m3" and state.template is not None and state.template.hits == 1
+
+
+def test_a_frame_whose_text_is_the_proofs_marker_is_not_learned() -> None:
+    """With the marker already at the text's place, a first duplicate holding it too would pass
+    the proof, and a later frame would be read at the shadowed place."""
+    mark = json.dumps("\u2063acs\u2063")
+    frame = '{"id":"x","choices":[{"index":0,"text":%s,"text":%s}]}'
+    stream = [frame % (mark, mark), frame % ('"hello"', mark)]
+    state = _same_outcome(CompletionState, stream)
+    assert state.template is None or state.template.hits == 0
