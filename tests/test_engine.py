@@ -545,11 +545,23 @@ def test_a_read_is_timed_when_it_arrived_not_when_its_turn_came(kernel_times: bo
 # --------------------------------------------------------------------------- the engine's loop
 
 
+async def _idle_connection(engine: Engine):
+    """The engine's one idle connection, once the body's end after [DONE] has been read (the
+    request returns at [DONE])."""
+    for _ in range(500):
+        idle = [c for pool in engine._pools.values() for c in pool.idle]
+        if idle:
+            (conn,) = idle
+            return conn
+        await asyncio.sleep(0.01)
+    raise AssertionError("no connection went back to the pool")
+
+
 def test_plain_tcp_on_the_engine_loop_reads_through_its_socket_transport(streams: StreamServer, loop_kind: str) -> None:
     async def go() -> tuple[RequestRecord, object]:
         async with Engine(streams.base_url, proxy=None) as engine:
             record = await engine.request("POST", "completions", json.dumps({"stream": 0, "frames": 3}).encode(), TextConsumer())
-            (conn,) = [c for pool in engine._pools.values() for c in pool.idle]
+            conn = await _idle_connection(engine)
             return record, conn.transport
 
     record, transport = run(go())
@@ -562,7 +574,7 @@ def test_https_keeps_asyncios_tls_transport(https_streams) -> None:
         async with Engine(https_streams.base_url, proxy=None) as engine:
             record = await engine.request("POST", "completions", json.dumps({"stream": 0, "frames": 3}).encode(), TextConsumer())
             assert record.error is None
-            (conn,) = [c for pool in engine._pools.values() for c in pool.idle]
+            conn = await _idle_connection(engine)
             return conn.transport
 
     transport = run(go())
@@ -640,7 +652,7 @@ def test_without_the_loop_internals_the_engine_uses_asyncio_transports(streams: 
     async def go() -> tuple[RequestRecord, object, bool]:
         async with Engine(streams.base_url, proxy=None) as engine:
             record = await engine.request("POST", "completions", json.dumps({"stream": 0, "frames": 3}).encode(), TextConsumer())
-            (conn,) = [c for pool in engine._pools.values() for c in pool.idle]
+            conn = await _idle_connection(engine)
             loop = asyncio.get_running_loop()
             return record, conn.transport, isinstance(loop, engine_loop.EngineLoop) and loop.direct
 
