@@ -56,12 +56,11 @@ class CompletionConsumer:
                 raise ProtocolError(f"the server answered 200 with a JSON body over {DOCUMENT_LIMIT >> 20} MiB", "check the server")
             return False
         events = self.parser.feed(data)
-        state = self.state
         if events:
-            records = state.feed(events)
+            records = self.state.feed(events)
             if records:
                 self._take(records, now)
-        return state.done or state.failure is not None  # state.stopped, without a property call per read
+        return self.state.stopped
 
     def on_end(self, now: float) -> None:
         self.parser.close()

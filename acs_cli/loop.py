@@ -200,30 +200,30 @@ class SocketTransport(asyncio.Transport):
         if self._closed:
             return
         if not self._pending:
-            try:
-                n = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except OSError as exc:
-                self._lose(exc)
-                return
-            if n == len(data):
+            n = self._send(data)
+            if n is None or n == len(data):
                 return
             data = memoryview(data)[n:]
             self._loop.add_writer(self._fd, self._writable)
         self._pending += data
 
     def _writable(self) -> None:
-        try:
-            n = self._sock.send(self._pending)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lose(exc)
+        n = self._send(self._pending)
+        if n is None:
             return
         del self._pending[:n]
         if not self._pending:
             self._loop.remove_writer(self._fd)
+
+    def _send(self, data: bytes | bytearray | memoryview) -> int | None:
+        """The bytes the socket took (0 when it is full); None when it failed (then closed)."""
+        try:
+            return self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            self._lose(exc)
+            return None
 
     def _lose(self, exc: Exception | None) -> None:
         if self._closed:
